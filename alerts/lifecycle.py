@@ -1,0 +1,108 @@
+"""Alert lifecycle: open -> claimed -> resolved. Turns the engine's findings into alert rows,
+one open alert per (resident, cause): a repeat bumps `repeats` on the open one. Auto-resolves
+what a late check-in or a recovered device answers. Claims and manual resolution by people
+come with the alert flow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.orm import Session
+
+from monitor.db import dialect_insert_for
+from monitor.engine import Finding
+from monitor.models import Alert
+
+AL = Alert.__table__
+
+SEVERITY = {
+    "help": "critical",
+    "inactivity": "critical",
+    "missed_routine": "warning",
+    "device_offline": "info",
+    "low_battery": "info",
+    "system": "critical",
+}
+SYSTEM_ACTOR = "curtainwatch"
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An alert this transaction opened (repeats == 0) or repeated."""
+
+    alert_id: int
+    finding: Finding
+    severity: str
+    repeats: int
+
+
+class AlertBook:
+    """The FindingSink the engine writes to. `on_raised` hears of every raise (replay writes
+    them out); it is called inside the transaction, after the row is written."""
+
+    def __init__(self, on_raised: Callable[[Raised], None] | None = None) -> None:
+        self.on_raised = on_raised
+
+    def __call__(self, session: Session, findings: Sequence[Finding]) -> None:
+        raises: dict[tuple[str, str], Finding] = {}
+        resolves: list[Finding] = []
+        for f in findings:
+            if f.action == "raise":
+                # One statement cannot touch the same open alert twice; the first raise wins.
+                raises.setdefault((f.resident_id, f.cause), f)
+            else:
+                resolves.append(f)
+        if resolves:
+            self._resolve(session, resolves)
+        if raises:
+            self._raise(session, list(raises.values()))
+
+    def _raise(self, session: Session, findings: list[Finding]) -> None:
+        stmt = dialect_insert_for(session, AL)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["resident_id", "cause"],
+            index_where=text("status != 'resolved'"),
+            set_={
+                "repeats": AL.c.repeats + 1,
+                "last_raised_at": stmt.excluded.last_raised_at,
+                "due_at": stmt.excluded.due_at,
+                "detail": stmt.excluded.detail,
+            },
+        ).returning(AL.c.id, AL.c.repeats, sort_by_parameter_order=True)
+        rows = [
+            {
+                "resident_id": f.resident_id,
+                "device_id": f.device_id,
+                "routine_id": f.routine_id,
+                "kind": f.kind,
+                "cause": f.cause,
+                "severity": SEVERITY[f.kind],
+                "status": "open",
+                "detail": f.detail,
+                "due_at": f.due,
+                "raised_at": f.at,
+                "last_raised_at": f.at,
+                "repeats": 0,
+                "escalation_level": 0,
+                "next_escalation_at": f.at,
+            }
+            for f in findings
+        ]
+        result = session.execute(stmt, rows).all()
+        if self.on_raised:
+            for f, (alert_id, repeats) in zip(findings, result, strict=True):
+                self.on_raised(Raised(alert_id, f, SEVERITY[f.kind], repeats))
+
+    def _resolve(self, session: Session, findings: list[Finding]) -> None:
+        session.execute(
+            update(AL)
+            .where(AL.c.resident_id == bindparam("rid"), AL.c.cause == bindparam("c"),
+                   AL.c.status != "resolved")
+            .values(status="resolved", resolved_at=bindparam("at"), outcome=bindparam("o"),
+                    resolved_by=SYSTEM_ACTOR, note=bindparam("note"),
+                    next_escalation_at=None),
+            [{"rid": f.resident_id, "c": f.cause, "at": f.at, "o": f.outcome, "note": f.detail}
+             for f in findings],
+        )

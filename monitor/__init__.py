@@ -1,0 +1,1 @@
+"""curtainwatch domain: models, routines, rules engine, clock, scheduler wiring, config, CLI. Speaks neither MQTT nor HTTP."""

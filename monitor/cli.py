@@ -1,0 +1,171 @@
+"""The `curtainwatch` command: serve, import, replay, record, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from monitor.clock import SimulatedClock, SystemClock
+from monitor.community import CommunityError
+from monitor.config import Settings
+from monitor.db import upgrade
+
+log = logging.getLogger("curtainwatch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="curtainwatch", description=__doc__)
+    parser.add_argument("--database", help="database URL (default: $CURTAINWATCH_DATABASE_URL)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run ingestion and the scheduler until stopped")
+    p = sub.add_parser("import", help="load a community file (YAML)")
+    p.add_argument("file", type=Path)
+    p = sub.add_parser("replay", help="run recorded events through the engine, write alerts")
+    p.add_argument("--community", type=Path, required=True)
+    p.add_argument("--events", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--from", dest="start", type=_timestamp)
+    p.add_argument("--until", type=_timestamp)
+    p = sub.add_parser("record", help="capture live MQTT traffic as an event file")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--count", type=int, help="stop after this many messages")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--timezone", default="UTC", help="zone for the written timestamps")
+    p = sub.add_parser("db", help="database maintenance")
+    p.add_argument("action", choices=["upgrade"])
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if args.database:
+        settings = replace(settings, database_url=args.database)
+    try:
+        return COMMANDS[args.command](settings, args)
+    except CommunityError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"curtainwatch {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _timestamp(text: str) -> datetime:
+    ts = datetime.fromisoformat(text)
+    if ts.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, like 2026-11-23T07:00+08:00")
+    return ts
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print(f"database at {settings.database_url} is up to date")
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.runtime import Runtime
+
+    runtime = Runtime(settings)
+    counts = runtime.import_community(args.file.read_text(encoding="utf-8"))
+    runtime.db.dispose()
+    print("imported " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.runtime import Runtime
+
+    runtime = Runtime(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    runtime.start()
+    log.info("serving: MQTT %s:%s, database %s", settings.mqtt_host, settings.mqtt_port,
+             settings.database_url)
+    stop.wait()
+    log.info("stopping")
+    runtime.stop()
+    return 0
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.lifecycle import Raised
+    from monitor.models import Resident
+    from monitor.runtime import Runtime
+    from sensors.replay import Replay, first_time, last_time
+
+    start = args.start or first_time(args.events)
+    until = args.until or last_time(args.events)
+    raised: list[Raised] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = settings.database_url if args.database else f"sqlite:///{tmp}/replay.db"
+        clock = SimulatedClock(start)
+        runtime = Runtime(replace(settings, database_url=db), clock, on_raised=raised.append)
+        runtime.import_community(args.community.read_text(encoding="utf-8"))
+        with runtime.sessions() as session:
+            zones = {r.id: ZoneInfo(r.timezone) for r in session.scalars(select(Resident))}
+        replay = Replay(runtime.ingestor, runtime.engine, clock)
+        result = replay.run(args.events, until)
+        stats = runtime.ingestor.stats
+        runtime.db.dispose()
+    with args.out.open("w", encoding="utf-8") as out:
+        for r in raised:
+            out.write(json.dumps(alert_line(r, zones[r.finding.resident_id])) + "\n")
+    print(f"replayed {result.lines} lines ({result.bad_lines} bad) from {start.isoformat()} "
+          f"to {until.isoformat()}: {stats.events} events, {stats.dead_letters} dead letters, "
+          f"{stats.unknown} unknown devices, {len(raised)} alerts -> {args.out}")
+    return 0
+
+
+def alert_line(r: object, tz: ZoneInfo) -> dict[str, object]:
+    """One line of replay's alert output (DESIGN.md "Alert output")."""
+    from alerts.lifecycle import Raised
+
+    assert isinstance(r, Raised)
+    f = r.finding
+    line: dict[str, object] = {
+        "resident": f.resident_id,
+        "kind": f.kind,
+        "routine": f.routine_kind,
+        "due": f.due.astimezone(tz).isoformat() if f.due else None,
+        "raised": f.at.astimezone(tz).isoformat(),
+        "severity": r.severity,
+    }
+    if f.device_id:
+        line["device"] = f.device_id
+    if r.repeats:
+        line["repeat"] = r.repeats
+    return line
+
+
+def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
+    from sensors.recorder import Recorder, open_out
+
+    with open_out(args.out) as out:
+        recorder = Recorder(settings, SystemClock(), out, ZoneInfo(args.timezone), args.count)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: recorder.done.set())
+        n = recorder.run(args.duration)
+    print(f"recorded {n} messages to {args.out}")
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "import": cmd_import, "replay": cmd_replay,
+            "record": cmd_record, "db": cmd_db}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+"""The community file (YAML contract in DESIGN.md): parse and validate it into plain
+specs. A file with any problem is rejected whole, with every problem named by its path,
+e.g. `residents[2].routines[0].end: "25:00" is not a time`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
+WINDOW_KINDS = ("curtain_open", "curtain_close", "light_on", "door", "activity")
+ROUTINE_KINDS = (*WINDOW_KINDS, "inactivity", "help")
+ROLES = ("volunteer", "staff", "family")
+LANGUAGES = ("zh-CN", "en")
+ESCALATION_TARGETS = ("volunteers", "staff", "family")
+
+# Which event satisfies a routine: (device kind, value); None = any.
+ROUTINE_MATCH: dict[str, tuple[str | None, str | None]] = {
+    "curtain_open": ("curtain", "open"),
+    "curtain_close": ("curtain", "closed"),
+    "light_on": ("light", "on"),
+    "door": ("door", "open"),
+    "activity": (None, None),
+    "inactivity": (None, None),
+    "help": ("help", "help"),
+}
+
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class CommunityError(ValueError):
+    """The file was rejected; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("community file rejected:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    id: str
+    kind: str
+    light_threshold: float = 30.0
+
+
+@dataclass(frozen=True)
+class RoutineSpec:
+    kind: str
+    start: time | None = None
+    end: time | None = None
+    grace: timedelta = timedelta(0)
+    hours: float | None = None
+
+    @property
+    def slot(self) -> str:
+        """What identifies this routine of a resident across imports."""
+        if self.start is None or self.end is None:
+            return self.kind
+        return f"{self.kind}@{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class ResidentSpec:
+    id: str
+    name: str
+    building: str
+    unit: str
+    timezone: str
+    devices: list[DeviceSpec] = field(default_factory=list)
+    routines: list[RoutineSpec] = field(default_factory=list)
+    away: list[tuple[date, date]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PersonSpec:
+    id: str
+    name: str
+    role: str
+    language: str = "zh-CN"
+    buildings: list[str] = field(default_factory=list)
+    resident: str | None = None
+    consent: date | None = None
+    notify: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EscalationStep:
+    after: timedelta
+    notify: str
+
+
+@dataclass(frozen=True)
+class CommunitySpec:
+    timezone: str
+    residents: list[ResidentSpec]
+    people: list[PersonSpec] = field(default_factory=list)
+    escalation: list[EscalationStep] = field(default_factory=list)
+
+
+def load_community(text: str) -> CommunitySpec:
+    """Parse YAML text into a CommunitySpec, or raise CommunityError naming every problem."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CommunityError([f"{where}not valid YAML ({problem})"]) from None
+    v = _Validator()
+    spec = v.community(raw)
+    if v.problems or spec is None:
+        raise CommunityError(v.problems or ["the file is empty"])
+    return spec
+
+
+def parse_time(value: Any) -> time:
+    """'07:30' -> time(7, 30). Raises ValueError with a message fit for a person."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        if isinstance(value, int):
+            # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
+            raise ValueError(
+                f"{value} is not a time; write times in quotes, like \"{value // 60:02d}:{value % 60:02d}\""
+            )
+        raise ValueError(f"{_show(value)} is not a time (expected \"HH:MM\")")
+    m = _TIME.match(value.strip())
+    if not m:
+        raise ValueError(f"{_show(value)} is not a time (expected \"HH:MM\", 00:00 to 23:59)")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'15m', '1h30m', '90s' or a number of minutes -> timedelta."""
+    if isinstance(value, bool):
+        raise ValueError(f"{_show(value)} is not a duration (expected like \"15m\" or \"1h\")")
+    if isinstance(value, int) and value >= 0:
+        return timedelta(minutes=value)
+    m = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if not m or not any(m.groups()):
+        raise ValueError(f"{_show(value)} is not a duration (expected like \"15m\" or \"1h\")")
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return timedelta(hours=h, minutes=mi, seconds=s)
+
+
+def _show(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class _Validator:
+    """Walks the raw YAML, collecting problems instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def bad(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def mapping(self, raw: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
+        if not isinstance(raw, dict):
+            self.bad(path, f"expected a mapping, got {_show(raw)}")
+            return None
+        for key in raw:
+            if key not in allowed:
+                self.bad(f"{path}.{key}", f"unknown field (allowed: {', '.join(allowed)})")
+        return raw
+
+    def items(self, raw: Any, path: str) -> list[Any]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.bad(path, f"expected a list, got {_show(raw)}")
+            return []
+        return raw
+
+    def text(self, raw: dict[str, Any], key: str, path: str, required: bool = True) -> str | None:
+        value = raw.get(key)
+        if value is None:
+            if required:
+                self.bad(f"{path}.{key}", "is missing")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            self.bad(f"{path}.{key}", f"{_show(value)} is not text")
+            return None
+        text = str(value).strip()
+        if not text:
+            self.bad(f"{path}.{key}", "is empty")
+            return None
+        return text
+
+    def zone(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str):
+            self.bad(path, f"{_show(value)} is not a time zone (like \"Asia/Shanghai\")")
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.bad(path, f"{_show(value)} is not a known time zone (like \"Asia/Shanghai\")")
+            return None
+        return value
+
+    def day(self, value: Any, path: str) -> date | None:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.bad(path, f"{_show(value)} is not a date (expected \"YYYY-MM-DD\")")
+            return None
+
+    def community(self, raw: Any) -> CommunitySpec | None:
+        top = self.mapping(raw, "(file)", ("timezone", "residents", "people", "escalation"))
+        if top is None:
+            return None
+        tz = self.zone(top["timezone"], "timezone") if "timezone" in top else None
+        if "timezone" not in top:
+            self.bad("timezone", "is missing (the community's time zone, like \"Asia/Shanghai\")")
+        residents = [
+            r
+            for i, item in enumerate(self.items(top.get("residents"), "residents"))
+            if (r := self.resident(item, f"residents[{i}]", tz or "UTC")) is not None
+        ]
+        self.unique([r.id for r in residents], "residents", "resident id")
+        self.unique([d.id for r in residents for d in r.devices], "residents", "device id")
+        people = [
+            p
+            for i, item in enumerate(self.items(top.get("people"), "people"))
+            if (p := self.person(item, f"people[{i}]", {r.id for r in residents})) is not None
+        ]
+        self.unique([p.id for p in people], "people", "person id")
+        escalation = [
+            s
+            for i, item in enumerate(self.items(top.get("escalation"), "escalation"))
+            if (s := self.step(item, f"escalation[{i}]")) is not None
+        ]
+        if tz is None:
+            return None
+        return CommunitySpec(tz, residents, people, escalation)
+
+    def unique(self, ids: list[str], path: str, what: str) -> None:
+        seen: set[str] = set()
+        for ident in ids:
+            if ident in seen:
+                self.bad(path, f"{what} {_show(ident)} appears more than once")
+            seen.add(ident)
+
+    def resident(self, raw: Any, path: str, default_tz: str) -> ResidentSpec | None:
+        fields = ("id", "name", "building", "unit", "timezone", "devices", "routines", "away")
+        r = self.mapping(raw, path, fields)
+        if r is None:
+            return None
+        before = len(self.problems)
+        rid = self.text(r, "id", path)
+        name = self.text(r, "name", path) or rid
+        building = self.text(r, "building", path)
+        unit = self.text(r, "unit", path, required=False) or ""
+        tz = self.zone(r["timezone"], f"{path}.timezone") if "timezone" in r else default_tz
+        devices = [
+            d
+            for i, item in enumerate(self.items(r.get("devices"), f"{path}.devices"))
+            if (d := self.device(item, f"{path}.devices[{i}]")) is not None
+        ]
+        routines = [
+            x
+            for i, item in enumerate(self.items(r.get("routines"), f"{path}.routines"))
+            if (x := self.routine(item, f"{path}.routines[{i}]", devices)) is not None
+        ]
+        self.unique([x.slot for x in routines], f"{path}.routines", "routine")
+        if any(d.kind == "help" for d in devices) and not any(x.kind == "help" for x in routines):
+            routines.append(RoutineSpec("help"))  # help is on by default where a card exists
+        away = [
+            a
+            for i, item in enumerate(self.items(r.get("away"), f"{path}.away"))
+            if (a := self.away(item, f"{path}.away[{i}]")) is not None
+        ]
+        if len(self.problems) > before or rid is None or building is None or tz is None:
+            return None
+        return ResidentSpec(rid, name or rid, building, unit, tz, devices, routines, away)
+
+    def device(self, raw: Any, path: str) -> DeviceSpec | None:
+        d = self.mapping(raw, path, ("id", "kind", "light_threshold"))
+        if d is None:
+            return None
+        did = self.text(d, "id", path)
+        kind = d.get("kind")
+        if kind not in DEVICE_KINDS:
+            self.bad(f"{path}.kind", f"{_show(kind)} is not a device kind ({', '.join(DEVICE_KINDS)})")
+            return None
+        threshold = d.get("light_threshold", 30.0)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+            self.bad(f"{path}.light_threshold", f"{_show(threshold)} is not a number of lux")
+            return None
+        return DeviceSpec(did, kind, float(threshold)) if did else None
+
+    def routine(self, raw: Any, path: str, devices: list[DeviceSpec]) -> RoutineSpec | None:
+        x = self.mapping(raw, path, ("kind", "start", "end", "grace", "hours"))
+        if x is None:
+            return None
+        kind = x.get("kind")
+        if kind not in ROUTINE_KINDS:
+            self.bad(f"{path}.kind", f"{_show(kind)} is not a routine kind ({', '.join(ROUTINE_KINDS)})")
+            return None
+        needed = ROUTINE_MATCH[kind][0]
+        kinds = {d.kind for d in devices}
+        if (needed and needed not in kinds) or not devices:
+            what = f"a {needed} device" if needed else "at least one device"
+            self.bad(f"{path}.kind", f"routine {kind} needs {what}, and this resident has none")
+        if kind == "inactivity":
+            hours = x.get("hours")
+            if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 168:
+                self.bad(f"{path}.hours", f"{_show(hours)} is not a number of hours (1 to 168)")
+                return None
+            return RoutineSpec(kind, hours=float(hours))
+        if kind == "help":
+            return RoutineSpec(kind)
+        start = self.field(x, "start", path, parse_time)
+        end = self.field(x, "end", path, parse_time)
+        grace = self.field(x, "grace", path, parse_duration, default=timedelta(0))
+        if start is None or end is None or grace is None:
+            return None
+        if start == end:
+            self.bad(f"{path}.end", f"the window {start:%H:%M}–{end:%H:%M} is empty")
+            return None
+        if grace > timedelta(hours=12):
+            self.bad(f"{path}.grace", f"{_show(x['grace'])} is longer than 12 hours")
+            return None
+        return RoutineSpec(kind, start, end, grace)
+
+    def field(self, raw: dict[str, Any], key: str, path: str, parse: Any, default: Any = None) -> Any:
+        if key not in raw:
+            if default is None:
+                self.bad(f"{path}.{key}", "is missing")
+            return default
+        try:
+            return parse(raw[key])
+        except ValueError as exc:
+            self.bad(f"{path}.{key}", str(exc))
+            return None
+
+    def away(self, raw: Any, path: str) -> tuple[date, date] | None:
+        a = self.mapping(raw, path, ("from", "to"))
+        if a is None:
+            return None
+        if "from" not in a or "to" not in a:
+            self.bad(path, "needs both from and to dates")
+            return None
+        first, last = self.day(a["from"], f"{path}.from"), self.day(a["to"], f"{path}.to")
+        if first and last and last < first:
+            self.bad(f"{path}.to", f"{last} is before {first}")
+            return None
+        return (first, last) if first and last else None
+
+    def person(self, raw: Any, path: str, residents: set[str]) -> PersonSpec | None:
+        fields = ("id", "name", "role", "language", "buildings", "resident", "consent", "notify")
+        p = self.mapping(raw, path, fields)
+        if p is None:
+            return None
+        before = len(self.problems)
+        pid, name = self.text(p, "id", path), self.text(p, "name", path)
+        role = p.get("role")
+        if role not in ROLES:
+            self.bad(f"{path}.role", f"{_show(role)} is not a role ({', '.join(ROLES)})")
+        language = p.get("language", "zh-CN")
+        if language not in LANGUAGES:
+            self.bad(f"{path}.language", f"{_show(language)} is not a language ({', '.join(LANGUAGES)})")
+        buildings = [str(b) for b in self.items(p.get("buildings"), f"{path}.buildings")]
+        notify = self.items(p.get("notify"), f"{path}.notify")
+        for i, url in enumerate(notify):
+            if not isinstance(url, str) or "://" not in url:
+                self.bad(f"{path}.notify[{i}]", f"{_show(url)} is not a notification URL (like \"ntfy://host/topic\")")
+        resident = p.get("resident")
+        consent = self.day(p["consent"], f"{path}.consent") if p.get("consent") else None
+        if role == "family" and resident not in residents:
+            self.bad(f"{path}.resident", f"{_show(resident)} is not a resident in this file")
+        if role == "volunteer" and not buildings:
+            self.bad(f"{path}.buildings", "a volunteer needs the buildings they cover")
+        if len(self.problems) > before or pid is None or name is None:
+            return None
+        return PersonSpec(pid, name, str(role), str(language), buildings,
+                          str(resident) if resident else None, consent, [str(u) for u in notify])
+
+    def step(self, raw: Any, path: str) -> EscalationStep | None:
+        s = self.mapping(raw, path, ("after", "notify"))
+        if s is None:
+            return None
+        after = self.field(s, "after", path, parse_duration)
+        target = s.get("notify")
+        if target not in ESCALATION_TARGETS:
+            self.bad(f"{path}.notify", f"{_show(target)} is not one of {', '.join(ESCALATION_TARGETS)}")
+            return None
+        return EscalationStep(after, target) if after is not None else None

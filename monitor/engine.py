@@ -1,0 +1,343 @@
+"""The rules engine: settles routine windows, watches device health, reacts to new events.
+
+Set-based, like Healthchecks' sendalerts loop: each round is a handful of statements over
+*all* due routines, never a query per resident. What it finds (a missed window, a help
+card, a silent device) goes to a FindingSink in the same transaction, so a settlement and
+its alert commit together or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, bindparam, case, exists, false, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.clock import Clock
+from monitor.db import dialect_insert_for
+from monitor.models import OPEN_STATUSES, Alert, AwayPeriod, Device, Event, Routine, Settlement
+from monitor.windows import local_date, window_on
+
+R = Routine.__table__
+E = Event.__table__
+D = Device.__table__
+S = Settlement.__table__
+AW = AwayPeriod.__table__
+AL = Alert.__table__
+
+BATTERY_SILENCE = timedelta(hours=25)  # zigbee2mqtt counts battery devices offline after this
+NEVER_SEEN_GRACE = timedelta(hours=25)
+LOW_BATTERY = 15.0
+BATTERY_REPLACED = 25.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the rules found. `raise` opens (or repeats) the alert for (resident, cause);
+    `resolve` closes an open one with `outcome`."""
+
+    action: Literal["raise", "resolve"]
+    kind: str  # missed_routine | help | inactivity | device_offline | low_battery
+    resident_id: str
+    cause: str
+    at: datetime
+    due: datetime | None = None
+    routine_id: int | None = None
+    routine_kind: str | None = None
+    device_id: str | None = None
+    outcome: str | None = None
+    detail: str = ""
+
+
+class FindingSink(Protocol):
+    def __call__(self, session: Session, findings: Sequence[Finding]) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A change the ingestor just stored."""
+
+    resident_id: str
+    device_id: str
+    kind: str
+    value: str
+    ts: datetime
+    received_at: datetime
+
+
+def routine_cause(routine_id: int) -> str:
+    return f"routine:{routine_id}"
+
+
+class Engine:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, sink: FindingSink) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.sink = sink
+
+    # -- windows -------------------------------------------------------------------------
+
+    def settle_due(self) -> int:
+        """Settle every window due by now, round after round (one round per missed day after
+        downtime). Returns how many windows this instance settled."""
+        total = 0
+        while True:
+            with self.sessions.begin() as session:
+                settled, pending = self._settle_round(session, self.clock.now())
+            total += settled
+            if not pending:
+                return total
+
+    def _settle_round(self, session: Session, now: datetime) -> tuple[int, bool]:
+        """1. note the due groups (routines sharing a zone and window: few, not per resident);
+        2. INSERT a settlement for every due routine, outcome computed in SQL, ON CONFLICT DO
+           NOTHING: the unique (routine, due) key is the claim, so two instances never both win;
+        3. move each group to its next window with a conditional UPDATE;
+        4. hand the missed windows this instance won to the sink."""
+        at = {"now": now}
+        groups = session.execute(_DUE_GROUPS, at).all()
+        if not groups and session.execute(_ANY_INACTIVITY_DUE, at).first() is None:
+            return 0, False
+        won = session.execute(_settle_insert(session), at).all()
+        if groups:
+            moves = []
+            for tz, start, end, grace_s, day, old_due in groups:
+                nxt = window_on(day + timedelta(days=1), _hm(start), _hm(end),
+                                timedelta(seconds=grace_s), ZoneInfo(tz))
+                moves.append({"tz": tz, "s": start, "e": end, "g": grace_s, "d": day,
+                              "old": old_due, "nd": nxt.day, "no": nxt.opens_at,
+                              "ndue": nxt.due_at})
+            session.execute(_ADVANCE, moves)
+        session.execute(_DISARM_INACTIVITY, at)
+
+        findings = [
+            Finding(
+                "raise",
+                "inactivity" if kind == "inactivity" else "missed_routine",
+                resident_id,
+                "inactivity" if kind == "inactivity" else routine_cause(routine_id),
+                now,
+                due=due_at,
+                routine_id=routine_id,
+                routine_kind=kind,
+            )
+            for routine_id, resident_id, kind, due_at, outcome in won
+            if outcome == "missed"
+        ]
+        if findings:
+            self.sink(session, findings)
+        return len(won), True
+
+    def next_due(self) -> datetime | None:
+        """When the next window is due (replay uses it to skip idle ticks)."""
+        with self.sessions() as session:
+            return session.execute(_NEXT_DUE).scalar()
+
+    # -- devices -------------------------------------------------------------------------
+
+    def check_devices(self) -> None:
+        """Raise device_offline / low_battery for devices that newly qualify, and resolve
+        those whose device has recovered. Four set-based queries."""
+        now = self.clock.now()
+        params = {"now": now, "stale": now - NEVER_SEEN_GRACE}
+        findings: list[Finding] = []
+        with self.sessions.begin() as session:
+            for kind, newly_bad, recovered in _DEVICE_CHECKS:
+                for device_id, resident_id, last_seen, battery, online in session.execute(
+                    newly_bad, params
+                ):
+                    findings.append(Finding(
+                        "raise", kind, resident_id, f"{kind}:{device_id}", now, due=last_seen,
+                        device_id=device_id,
+                        detail=_device_detail(kind, last_seen, battery, online)))
+                for device_id, resident_id in session.execute(recovered, params):
+                    findings.append(Finding(
+                        "resolve", kind, resident_id, f"{kind}:{device_id}", now,
+                        device_id=device_id,
+                        outcome="back_online" if kind == "device_offline" else "battery_replaced"))
+            if findings:
+                self.sink(session, findings)
+
+    # -- events from ingestion -----------------------------------------------------------
+
+    def on_events(self, session: Session, events: Sequence[NewEvent]) -> None:
+        """Called by the ingestor inside its transaction with the changes it stored: raise
+        help at once, re-arm inactivity, and resolve alerts a late check-in answers."""
+        if not events:
+            return
+        now = self.clock.now()
+        findings = [
+            Finding("raise", "help", e.resident_id, "help", e.received_at, due=e.ts,
+                    device_id=e.device_id, detail=f"{e.device_id} shows help")
+            for e in events
+            if e.kind == "help" and e.value == "help"
+        ]
+        last_activity: dict[str, datetime] = {}
+        for e in events:
+            if e.ts > last_activity.get(e.resident_id, e.ts - timedelta(seconds=1)):
+                last_activity[e.resident_id] = e.ts
+        residents = list(last_activity)
+
+        rearm = []
+        for rid, resident_id, hours, tz, next_due in session.execute(
+            select(R.c.id, R.c.resident_id, R.c.hours, R.c.timezone, R.c.next_due_at).where(
+                R.c.kind == "inactivity", R.c.active, R.c.resident_id.in_(residents)
+            )
+        ):
+            due_at = last_activity[resident_id] + timedelta(hours=hours or 0)
+            if due_at > now and (next_due is None or due_at > next_due):
+                rearm.append({"rid": rid, "due": due_at,
+                              "day": local_date(due_at, ZoneInfo(tz))})
+        if rearm:
+            session.execute(
+                update(R).where(R.c.id == bindparam("rid"))
+                .values(next_due_at=bindparam("due"), window_date=bindparam("day")),
+                rearm,
+            )
+
+        open_alerts = session.execute(
+            select(AL.c.resident_id, AL.c.kind, AL.c.cause, R.c.match_kind, R.c.match_value)
+            .select_from(AL.outerjoin(R, R.c.id == AL.c.routine_id))
+            .where(AL.c.status.in_(OPEN_STATUSES), AL.c.resident_id.in_(residents),
+                   AL.c.kind.in_(("missed_routine", "inactivity")))
+        ).all()
+        for resident_id, kind, cause, match_kind, match_value in open_alerts:
+            answer = next(
+                (e for e in events
+                 if e.resident_id == resident_id
+                 and (match_kind is None or e.kind == match_kind)
+                 and (match_value is None or e.value == match_value)),
+                None,
+            )
+            if answer is not None:
+                findings.append(Finding(
+                    "resolve", kind, resident_id, cause, answer.received_at,
+                    outcome="late" if kind == "missed_routine" else "activity_resumed",
+                    detail=f"{answer.device_id} {answer.value} at {answer.ts.isoformat()}",
+                ))
+        if findings:
+            self.sink(session, findings)
+
+
+def _device_checks() -> list[tuple[str, object, object]]:
+    """(kind, query for devices that newly qualify, query for devices that recovered),
+    built once: building SQLAlchemy expressions costs more than running them."""
+    now = bindparam("now", type_=D.c.last_seen.type)
+    offline = or_(
+        D.c.online == false(),
+        D.c.alive_until < now,
+        and_(D.c.last_seen.is_(None), D.c.created_at < bindparam("stale", type_=now.type)),
+    )
+    checks = []
+    for kind, bad, good in (
+        ("device_offline", offline, ~offline),
+        ("low_battery", D.c.battery < LOW_BATTERY, D.c.battery >= BATTERY_REPLACED),
+    ):
+        has_open = exists().where(
+            AL.c.resident_id == D.c.resident_id,
+            AL.c.cause == kind + ":" + D.c.id,
+            AL.c.status != "resolved",
+        )
+        checks.append((
+            kind,
+            select(D.c.id, D.c.resident_id, D.c.last_seen, D.c.battery, D.c.online)
+            .where(bad, ~has_open),
+            select(D.c.id, D.c.resident_id).where(good, has_open),
+        ))
+    return checks
+
+
+def _outcome() -> object:
+    """The outcome of each due routine's current window, as one SQL expression."""
+    satisfied = exists().where(
+        E.c.resident_id == R.c.resident_id,
+        E.c.ts >= R.c.window_start_at,
+        E.c.ts < R.c.next_due_at,
+        or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
+        or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
+    )
+    away = exists().where(
+        AW.c.resident_id == R.c.resident_id,
+        AW.c.first_day <= R.c.window_date,
+        AW.c.last_day >= R.c.window_date,
+    )
+    # Uncertainty is not absence: with no live device that could have shown the routine,
+    # the window is unknown (a device alert goes to staff), never missed.
+    alive = exists().where(
+        D.c.resident_id == R.c.resident_id,
+        or_(R.c.match_kind.is_(None), D.c.kind == R.c.match_kind),
+        or_(D.c.online.is_(None), D.c.online != false()),
+        D.c.last_seen.is_not(None),
+        or_(D.c.alive_until.is_(None), D.c.alive_until >= R.c.next_due_at),
+    )
+    return case((satisfied, "satisfied"), (away, "away"), (~alive, "unknown"), else_="missed")
+
+
+_NOW = bindparam("now", type_=R.c.next_due_at.type)
+_DUE = and_(R.c.next_due_at <= _NOW, R.c.active)
+_DUE_GROUPS = (
+    select(R.c.timezone, R.c.start, R.c.end, R.c.grace_s, R.c.window_date, R.c.next_due_at)
+    .distinct().where(_DUE, R.c.kind != "inactivity")
+)
+_ANY_INACTIVITY_DUE = select(R.c.id).where(_DUE, R.c.kind == "inactivity").limit(1)
+# The claim: a group moves on only from the window it was in (next_due_at = :old).
+_ADVANCE = (
+    update(R)
+    .where(R.c.timezone == bindparam("tz"), R.c.start == bindparam("s"),
+           R.c.end == bindparam("e"), R.c.grace_s == bindparam("g"),
+           R.c.window_date == bindparam("d"), R.c.next_due_at == bindparam("old"),
+           R.c.kind != "inactivity")
+    .values(window_date=bindparam("nd"), window_start_at=bindparam("no"),
+            next_due_at=bindparam("ndue"))
+)
+# An inactivity routine fires once per silence; the next activity re-arms it.
+_DISARM_INACTIVITY = (
+    update(R).where(_DUE, R.c.kind == "inactivity").values(next_due_at=None, window_date=None)
+)
+_NEXT_DUE = (
+    select(R.c.next_due_at).where(R.c.active, R.c.next_due_at.is_not(None))
+    .order_by(R.c.next_due_at).limit(1)
+)
+_DEVICE_CHECKS = _device_checks()
+_SETTLE_INSERTS: dict[str, object] = {}
+
+
+def _settle_insert(session: Session) -> object:
+    """INSERT INTO settlements SELECT <every due routine, outcome> ON CONFLICT DO NOTHING
+    RETURNING what was won; built once per dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _SETTLE_INSERTS:
+        _SETTLE_INSERTS[dialect] = (
+            dialect_insert_for(session, S)
+            .from_select(
+                ["routine_id", "resident_id", "kind", "window_date", "due_at", "outcome",
+                 "settled_at"],
+                select(R.c.id, R.c.resident_id, R.c.kind, R.c.window_date, R.c.next_due_at,
+                       _outcome(), _NOW).where(_DUE),
+            )
+            .on_conflict_do_nothing(index_elements=["routine_id", "due_at"])
+            .returning(S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at, S.c.outcome)
+        )
+    return _SETTLE_INSERTS[dialect]
+
+
+def _hm(value: str | None) -> time:
+    assert value is not None, "window routines always have start and end"
+    h, m = value.split(":")
+    return time(int(h), int(m))
+
+
+def _device_detail(kind: str, last_seen: datetime | None, battery: float | None,
+                   online: bool | None) -> str:
+    if kind == "low_battery":
+        return f"battery at {battery:.0f}%"
+    if online is False:
+        return "reported offline"
+    if last_seen is None:
+        return "has never reported since it was added"
+    return f"silent since {last_seen.isoformat()}"
+
+

@@ -1,0 +1,126 @@
+"""Writes a validated community into the database. Importing the same file twice changes
+nothing; a changed file updates in place. Routines keep their place in time: an unchanged
+routine keeps its next window, a changed or new one starts with the next window that has
+not closed yet."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
+from monitor.models import (
+    AwayPeriod,
+    Community,
+    Device,
+    Person,
+    Resident,
+    Routine,
+    Settlement,
+    UnknownDevice,
+)
+from monitor.windows import first_window_due_after, local_date, window_on
+
+
+def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dict[str, int]:
+    """Upsert everything in `spec`; returns counts for the CLI to print."""
+    community = session.get(Community, 1) or Community(id=1)
+    community.timezone = spec.timezone
+    community.escalation = [
+        {"after_s": int(s.after.total_seconds()), "notify": s.notify} for s in spec.escalation
+    ]
+    community.imported_at = now
+    session.add(community)
+
+    in_file = {r.id for r in spec.residents}
+    for resident in session.scalars(select(Resident).where(Resident.id.not_in(in_file))):
+        resident.active = False
+        session.execute(update(Routine).where(Routine.resident_id == resident.id)
+                        .values(active=False, next_due_at=None))
+    for r in spec.residents:
+        _apply_resident(session, r, now)
+
+    session.execute(delete(Person).where(Person.id.not_in([p.id for p in spec.people])))
+    for p in spec.people:
+        person = session.get(Person, p.id) or Person(id=p.id)
+        person.name, person.role, person.language = p.name, p.role, p.language
+        person.buildings, person.resident_id, person.consent = p.buildings, p.resident, p.consent
+        person.notify = p.notify
+        session.add(person)
+    session.flush()
+    return {"residents": len(spec.residents),
+            "devices": sum(len(r.devices) for r in spec.residents),
+            "routines": sum(len(r.routines) for r in spec.residents),
+            "people": len(spec.people)}
+
+
+def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None:
+    resident = session.get(Resident, spec.id) or Resident(id=spec.id)
+    resident.name, resident.building, resident.unit = spec.name, spec.building, spec.unit
+    resident.timezone, resident.active = spec.timezone, True
+    session.add(resident)
+    session.flush()
+
+    device_ids = [d.id for d in spec.devices]
+    session.execute(delete(Device).where(Device.resident_id == spec.id,
+                                         Device.id.not_in(device_ids)))
+    session.execute(delete(UnknownDevice).where(UnknownDevice.id.in_(device_ids)))
+    for d in spec.devices:
+        device = session.get(Device, d.id)
+        if device is None:
+            device = Device(id=d.id, created_at=now)
+        elif device.kind != d.kind:
+            device.state = None  # a value of the old kind means nothing for the new one
+        device.resident_id, device.kind, device.light_threshold = spec.id, d.kind, d.light_threshold
+        session.add(device)
+
+    session.execute(delete(AwayPeriod).where(AwayPeriod.resident_id == spec.id))
+    session.add_all(AwayPeriod(resident_id=spec.id, first_day=a, last_day=b) for a, b in spec.away)
+
+    existing = {r.slot: r for r in session.scalars(
+        select(Routine).where(Routine.resident_id == spec.id))}
+    for x in spec.routines:
+        routine = existing.pop(x.slot, None)
+        if routine is None:
+            routine = Routine(resident_id=spec.id, slot=x.slot)
+            session.add(routine)
+        _schedule(session, routine, x, spec.timezone, now)
+    for gone in existing.values():
+        gone.active, gone.next_due_at = False, None
+
+
+def _schedule(session: Session, routine: Routine, x: RoutineSpec, tz_name: str,
+              now: datetime) -> None:
+    """Fill in the routine and, if its timing changed (or it is new), its next window."""
+    grace_s = int(x.grace.total_seconds())
+    start = x.start.strftime("%H:%M") if x.start else None
+    end = x.end.strftime("%H:%M") if x.end else None
+    unchanged = (routine.active and routine.id is not None and routine.timezone == tz_name
+                 and (routine.start, routine.end, routine.grace_s, routine.hours)
+                 == (start, end, grace_s, x.hours))
+    routine.kind, routine.start, routine.end, routine.grace_s = x.kind, start, end, grace_s
+    routine.hours, routine.timezone, routine.active = x.hours, tz_name, True
+    routine.match_kind, routine.match_value = ROUTINE_MATCH[x.kind]
+    if unchanged:
+        return
+    tz = ZoneInfo(tz_name)
+    if x.kind == "help":
+        routine.window_date = routine.window_start_at = routine.next_due_at = None
+    elif x.kind == "inactivity":
+        assert x.hours is not None
+        due = now + timedelta(hours=x.hours)
+        routine.window_date, routine.window_start_at, routine.next_due_at = (
+            local_date(due, tz), None, due)
+    else:
+        assert x.start and x.end
+        w = first_window_due_after(now, x.start, x.end, x.grace, tz)
+        if routine.id is not None:
+            last_day = session.scalar(select(Settlement.window_date).where(
+                Settlement.routine_id == routine.id).order_by(Settlement.due_at.desc()).limit(1))
+            if last_day is not None and last_day >= w.day:
+                # never settle a day twice, even when its timing changed after it was settled
+                w = window_on(last_day + timedelta(days=1), x.start, x.end, x.grace, tz)
+        routine.window_date, routine.window_start_at, routine.next_due_at = w

@@ -1,0 +1,223 @@
+"""The data model: residents, their devices and routines, the events that prove a routine,
+settled windows, alerts and the payloads we could not read. Times are stored as UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored naive UTC so SQLite and PostgreSQL
+    compare the same way."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given; times must carry a zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Community(Base):
+    """The single community this database watches: its time zone and escalation ladder."""
+
+    __tablename__ = "community"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    escalation: Mapped[list[Any]] = mapped_column(default=list)
+    imported_at: Mapped[datetime]
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    building: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Device(Base):
+    """A sensor we know. `state` is the last interpreted value (open/closed/on/...), so only
+    changes become events; `alive_until` is when silence would make it count as offline."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    light_threshold: Mapped[float] = mapped_column(Float, default=30.0)
+    state: Mapped[str | None] = mapped_column(String(16))
+    last_seen: Mapped[datetime | None]
+    battery: Mapped[float | None] = mapped_column(Float)
+    online: Mapped[bool | None] = mapped_column(Boolean)
+    alive_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class UnknownDevice(Base):
+    """A device id seen on MQTT that no resident has; kept so staff can assign it."""
+
+    __tablename__ = "unknown_devices"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    topic: Mapped[str] = mapped_column(String(400))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    last_payload: Mapped[str] = mapped_column(Text, default="")
+
+
+class Event(Base):
+    """A change of state of a resident's device: curtain opened, door opened, light on, card flipped."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_resident_ts", "resident_id", "ts"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(16))
+    ts: Mapped[datetime]
+    received_at: Mapped[datetime]
+
+
+class AwayPeriod(Base):
+    __tablename__ = "away_periods"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+
+
+class Routine(Base):
+    """A window with an expectation. `next_due_at` is when the current window (local date
+    `window_date`, opening at `window_start_at`) is settled; `match_kind`/`match_value` say
+    which event satisfies it (NULL = any). Inactivity routines are due `hours` after the last
+    activity and have no window date."""
+
+    __tablename__ = "routines"
+    __table_args__ = (UniqueConstraint("resident_id", "slot"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    slot: Mapped[str] = mapped_column(String(64))
+    start: Mapped[str | None] = mapped_column(String(5))
+    end: Mapped[str | None] = mapped_column(String(5))
+    grace_s: Mapped[int] = mapped_column(Integer, default=0)
+    hours: Mapped[float | None] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64))
+    match_kind: Mapped[str | None] = mapped_column(String(16))
+    match_value: Mapped[str | None] = mapped_column(String(16))
+    window_date: Mapped[date | None] = mapped_column(Date)
+    window_start_at: Mapped[datetime | None]
+    next_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Settlement(Base):
+    """One settled window. The unique key makes settling the same window twice impossible."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (UniqueConstraint("routine_id", "due_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    routine_id: Mapped[int] = mapped_column(ForeignKey("routines.id"))
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    window_date: Mapped[date] = mapped_column(Date)
+    due_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))  # satisfied | missed | away | unknown
+    settled_at: Mapped[datetime]
+
+
+OPEN_STATUSES = ("open", "claimed")
+
+
+class Alert(Base):
+    """Something a person should look at. One open alert per (resident, cause): a repeat
+    bumps `repeats` instead of making another."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_open_cause",
+            "resident_id",
+            "cause",
+            unique=True,
+            sqlite_where=text("status != 'resolved'"),
+            postgresql_where=text("status != 'resolved'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str | None] = mapped_column(String(64))
+    device_id: Mapped[str | None] = mapped_column(String(200))
+    routine_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    cause: Mapped[str] = mapped_column(String(300))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    due_at: Mapped[datetime | None]
+    raised_at: Mapped[datetime]
+    last_raised_at: Mapped[datetime]
+    repeats: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class DeadLetter(Base):
+    """A payload we could not use, with the reason, so nothing is lost silently."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Person(Base):
+    """Volunteers, staff and family from the community file (used by the alert flow)."""
+
+    __tablename__ = "people"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(8), default="zh-CN")
+    buildings: Mapped[list[Any]] = mapped_column(default=list)
+    resident_id: Mapped[str | None] = mapped_column(String(64))
+    consent: Mapped[date | None] = mapped_column(Date)
+    notify: Mapped[list[Any]] = mapped_column(default=list)

@@ -1,0 +1,106 @@
+"""The composition root: wires database, engine, alert book, ingestor, MQTT source and
+scheduler into one running service. It is the one place in monitor/ that reaches into
+sensors/ and alerts/ (the dependencies otherwise run web -> alerts -> monitor, sensors ->
+monitor); the rest of monitor/ stays free of MQTT and HTTP."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.clock import Clock, SystemClock
+from monitor.community import load_community
+from monitor.config import Settings
+from monitor.db import make_engine, session_factory, upgrade
+from monitor.engine import Engine
+from monitor.importer import apply_community
+
+if TYPE_CHECKING:
+    from sensors.mqtt import MqttSource
+
+log = logging.getLogger(__name__)
+# APScheduler logs every run of every job at INFO; a tick every 30 s is not news.
+logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+
+
+class Runtime:
+    """One curtainwatch instance. `start()` runs ingestion and the scheduled jobs in
+    background threads; `stop()` ends them, leaving the MQTT session for the next start."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None,
+                 on_raised: Callable[..., None] | None = None, migrate: bool = True) -> None:
+        from alerts.lifecycle import AlertBook
+        from sensors.ingest import Ingestor
+
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        if migrate:
+            upgrade(settings.database_url)
+        self.db: SqlEngine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = session_factory(self.db)
+        self.alerts = AlertBook(on_raised)
+        self.engine = Engine(self.sessions, self.clock, self.alerts)
+        self.ingestor = Ingestor(self.sessions, self.clock, self.engine.on_events)
+        self.source: MqttSource | None = None
+        self.scheduler: BackgroundScheduler | None = None
+
+    def import_community(self, text: str) -> dict[str, int]:
+        spec = load_community(text)
+        with self.sessions.begin() as session:
+            counts = apply_community(session, spec, self.clock.now())
+        self.ingestor.reload_registry()
+        return counts
+
+    def start(self, ingest: bool = True, schedule: bool = True) -> None:
+        if ingest:
+            from sensors.mqtt import MqttSource
+
+            self.ingestor.start()
+            self.source = MqttSource(self.settings, self.ingestor)
+            self.source.start()
+        if schedule:
+            self.scheduler = BackgroundScheduler(
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+            self.scheduler.add_job(self._job(self.settle), "interval",
+                                   seconds=self.settings.settle_interval_s, id="settle",
+                                   next_run_time=datetime.now().astimezone())
+            self.scheduler.add_job(self._job(self.engine.check_devices), "interval",
+                                   seconds=self.settings.health_interval_s, id="devices",
+                                   next_run_time=datetime.now().astimezone())
+            self.scheduler.start()
+
+    def settle(self) -> int:
+        """The settle job: after a (re)connect, first store what queued on the broker while
+        we were away, so a reading from inside a window is not mistaken for a missed one."""
+        if self.source is not None:
+            if self.source.catching_up(self.settings.catch_up_s):
+                return 0
+            self.ingestor.wait_idle(timeout=60)
+        return self.engine.settle_due()
+
+    def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+        if self.source:
+            self.source.stop()
+            self.source = None
+        self.ingestor.stop()
+        self.db.dispose()
+
+    @staticmethod
+    def _job(fn: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                # A failed tick is retried by the next one; the due column remembers the work.
+                log.exception("scheduled job %s failed", fn.__name__)
+
+        return run
