@@ -226,9 +226,10 @@ def _device_checks() -> list[tuple[str, object, object]]:
     """(kind, query for devices that newly qualify, query for devices that recovered),
     built once: building SQLAlchemy expressions costs more than running them."""
     now = bindparam("now", type_=D.c.last_seen.type)
+    # Every term is strictly true or false (no NULLs), so that ~offline means "recovered".
     offline = or_(
-        D.c.online == false(),
-        D.c.alive_until < now,
+        D.c.online.is_(false()),
+        and_(D.c.alive_until.is_not(None), D.c.alive_until < now),
         and_(D.c.last_seen.is_(None), D.c.created_at < bindparam("stale", type_=now.type)),
     )
     checks = []
