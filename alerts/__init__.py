@@ -1,1 +1,2 @@
-"""curtainwatch alerts: alert lifecycle (raise, repeat, auto-resolve); later escalation and notifications. Knows nothing of payload formats."""
+"""curtainwatch alerts: the alert lifecycle (raise, repeat, auto-resolve); escalation and
+notifications come with the alert flow. Knows nothing of payload formats."""

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from monitor.db import dialect_insert_for
 from monitor.engine import Finding
-from monitor.models import Alert
+from monitor.models import Alert, table
 
-AL = Alert.__table__
+AL = table(Alert)
 
 SEVERITY = {
     "help": "critical",
@@ -98,11 +98,21 @@ class AlertBook:
     def _resolve(self, session: Session, findings: list[Finding]) -> None:
         session.execute(
             update(AL)
-            .where(AL.c.resident_id == bindparam("rid"), AL.c.cause == bindparam("c"),
-                   AL.c.status != "resolved")
-            .values(status="resolved", resolved_at=bindparam("at"), outcome=bindparam("o"),
-                    resolved_by=SYSTEM_ACTOR, note=bindparam("note"),
-                    next_escalation_at=None),
-            [{"rid": f.resident_id, "c": f.cause, "at": f.at, "o": f.outcome, "note": f.detail}
-             for f in findings],
+            .where(
+                AL.c.resident_id == bindparam("rid"),
+                AL.c.cause == bindparam("c"),
+                AL.c.status != "resolved",
+            )
+            .values(
+                status="resolved",
+                resolved_at=bindparam("at"),
+                outcome=bindparam("o"),
+                resolved_by=SYSTEM_ACTOR,
+                note=bindparam("note"),
+                next_escalation_at=None,
+            ),
+            [
+                {"rid": f.resident_id, "c": f.cause, "at": f.at, "o": f.outcome, "note": f.detail}
+                for f in findings
+            ],
         )

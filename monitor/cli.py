@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["upgrade"])
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     settings = Settings.from_env()
     if args.database:
         settings = replace(settings, database_url=args.database)
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 def _timestamp(text: str) -> datetime:
     ts = datetime.fromisoformat(text)
     if ts.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, like 2026-11-23T07:00+08:00")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a UTC offset, like 2026-11-23T07:00+08:00"
+        )
     return ts
 
 
@@ -94,8 +98,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     runtime.start()
-    log.info("serving: MQTT %s:%s, database %s", settings.mqtt_host, settings.mqtt_port,
-             settings.database_url)
+    log.info(
+        "serving: MQTT %s:%s, database %s",
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.database_url,
+    )
     stop.wait()
     log.info("stopping")
     runtime.stop()
@@ -125,9 +133,11 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     with args.out.open("w", encoding="utf-8") as out:
         for r in raised:
             out.write(json.dumps(alert_line(r, zones[r.finding.resident_id])) + "\n")
-    print(f"replayed {result.lines} lines ({result.bad_lines} bad) from {start.isoformat()} "
-          f"to {until.isoformat()}: {stats.events} events, {stats.dead_letters} dead letters, "
-          f"{stats.unknown} unknown devices, {len(raised)} alerts -> {args.out}")
+    print(
+        f"replayed {result.lines} lines ({result.bad_lines} bad) from {start.isoformat()} "
+        f"to {until.isoformat()}: {stats.events} events, {stats.dead_letters} dead letters, "
+        f"{stats.unknown} unknown devices, {len(raised)} alerts -> {args.out}"
+    )
     return 0
 
 
@@ -164,8 +174,13 @@ def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "import": cmd_import, "replay": cmd_replay,
-            "record": cmd_record, "db": cmd_db}
+COMMANDS = {
+    "serve": cmd_serve,
+    "import": cmd_import,
+    "replay": cmd_replay,
+    "record": cmd_record,
+    "db": cmd_db,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -125,25 +125,24 @@ def parse_time(value: Any) -> time:
     if isinstance(value, bool) or not isinstance(value, str):
         if isinstance(value, int):
             # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
-            raise ValueError(
-                f"{value} is not a time; write times in quotes, like \"{value // 60:02d}:{value % 60:02d}\""
-            )
-        raise ValueError(f"{_show(value)} is not a time (expected \"HH:MM\")")
+            hint = f"{value // 60:02d}:{value % 60:02d}"
+            raise ValueError(f'{value} is not a time; write times in quotes, like "{hint}"')
+        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM")')
     m = _TIME.match(value.strip())
     if not m:
-        raise ValueError(f"{_show(value)} is not a time (expected \"HH:MM\", 00:00 to 23:59)")
+        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM", 00:00 to 23:59)')
     return time(int(m.group(1)), int(m.group(2)))
 
 
 def parse_duration(value: Any) -> timedelta:
     """'15m', '1h30m', '90s' or a number of minutes -> timedelta."""
     if isinstance(value, bool):
-        raise ValueError(f"{_show(value)} is not a duration (expected like \"15m\" or \"1h\")")
+        raise ValueError(f'{_show(value)} is not a duration (expected like "15m" or "1h")')
     if isinstance(value, int) and value >= 0:
         return timedelta(minutes=value)
     m = _DURATION.match(value.strip()) if isinstance(value, str) else None
     if not m or not any(m.groups()):
-        raise ValueError(f"{_show(value)} is not a duration (expected like \"15m\" or \"1h\")")
+        raise ValueError(f'{_show(value)} is not a duration (expected like "15m" or "1h")')
     h, mi, s = (int(g) if g else 0 for g in m.groups())
     return timedelta(hours=h, minutes=mi, seconds=s)
 
@@ -198,12 +197,12 @@ class _Validator:
 
     def zone(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.bad(path, f"{_show(value)} is not a time zone (like \"Asia/Shanghai\")")
+            self.bad(path, f'{_show(value)} is not a time zone (like "Asia/Shanghai")')
             return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            self.bad(path, f"{_show(value)} is not a known time zone (like \"Asia/Shanghai\")")
+            self.bad(path, f'{_show(value)} is not a known time zone (like "Asia/Shanghai")')
             return None
         return value
 
@@ -213,7 +212,7 @@ class _Validator:
         try:
             return date.fromisoformat(str(value))
         except ValueError:
-            self.bad(path, f"{_show(value)} is not a date (expected \"YYYY-MM-DD\")")
+            self.bad(path, f'{_show(value)} is not a date (expected "YYYY-MM-DD")')
             return None
 
     def community(self, raw: Any) -> CommunitySpec | None:
@@ -222,7 +221,7 @@ class _Validator:
             return None
         tz = self.zone(top["timezone"], "timezone") if "timezone" in top else None
         if "timezone" not in top:
-            self.bad("timezone", "is missing (the community's time zone, like \"Asia/Shanghai\")")
+            self.bad("timezone", 'is missing (the community\'s time zone, like "Asia/Shanghai")')
         residents = [
             r
             for i, item in enumerate(self.items(top.get("residents"), "residents"))
@@ -292,7 +291,9 @@ class _Validator:
         did = self.text(d, "id", path)
         kind = d.get("kind")
         if kind not in DEVICE_KINDS:
-            self.bad(f"{path}.kind", f"{_show(kind)} is not a device kind ({', '.join(DEVICE_KINDS)})")
+            self.bad(
+                f"{path}.kind", f"{_show(kind)} is not a device kind ({', '.join(DEVICE_KINDS)})"
+            )
             return None
         threshold = d.get("light_threshold", 30.0)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
@@ -306,7 +307,9 @@ class _Validator:
             return None
         kind = x.get("kind")
         if kind not in ROUTINE_KINDS:
-            self.bad(f"{path}.kind", f"{_show(kind)} is not a routine kind ({', '.join(ROUTINE_KINDS)})")
+            self.bad(
+                f"{path}.kind", f"{_show(kind)} is not a routine kind ({', '.join(ROUTINE_KINDS)})"
+            )
             return None
         needed = ROUTINE_MATCH[kind][0]
         kinds = {d.kind for d in devices}
@@ -315,7 +318,11 @@ class _Validator:
             self.bad(f"{path}.kind", f"routine {kind} needs {what}, and this resident has none")
         if kind == "inactivity":
             hours = x.get("hours")
-            if isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours <= 168:
+            if (
+                isinstance(hours, bool)
+                or not isinstance(hours, int | float)
+                or not 0 < hours <= 168
+            ):
                 self.bad(f"{path}.hours", f"{_show(hours)} is not a number of hours (1 to 168)")
                 return None
             return RoutineSpec(kind, hours=float(hours))
@@ -334,7 +341,9 @@ class _Validator:
             return None
         return RoutineSpec(kind, start, end, grace)
 
-    def field(self, raw: dict[str, Any], key: str, path: str, parse: Any, default: Any = None) -> Any:
+    def field(
+        self, raw: dict[str, Any], key: str, path: str, parse: Any, default: Any = None
+    ) -> Any:
         if key not in raw:
             if default is None:
                 self.bad(f"{path}.{key}", "is missing")
@@ -370,12 +379,17 @@ class _Validator:
             self.bad(f"{path}.role", f"{_show(role)} is not a role ({', '.join(ROLES)})")
         language = p.get("language", "zh-CN")
         if language not in LANGUAGES:
-            self.bad(f"{path}.language", f"{_show(language)} is not a language ({', '.join(LANGUAGES)})")
+            self.bad(
+                f"{path}.language", f"{_show(language)} is not a language ({', '.join(LANGUAGES)})"
+            )
         buildings = [str(b) for b in self.items(p.get("buildings"), f"{path}.buildings")]
         notify = self.items(p.get("notify"), f"{path}.notify")
         for i, url in enumerate(notify):
             if not isinstance(url, str) or "://" not in url:
-                self.bad(f"{path}.notify[{i}]", f"{_show(url)} is not a notification URL (like \"ntfy://host/topic\")")
+                self.bad(
+                    f"{path}.notify[{i}]",
+                    f'{_show(url)} is not a notification URL (like "ntfy://host/topic")',
+                )
         resident = p.get("resident")
         consent = self.day(p["consent"], f"{path}.consent") if p.get("consent") else None
         if role == "family" and resident not in residents:
@@ -384,8 +398,16 @@ class _Validator:
             self.bad(f"{path}.buildings", "a volunteer needs the buildings they cover")
         if len(self.problems) > before or pid is None or name is None:
             return None
-        return PersonSpec(pid, name, str(role), str(language), buildings,
-                          str(resident) if resident else None, consent, [str(u) for u in notify])
+        return PersonSpec(
+            pid,
+            name,
+            str(role),
+            str(language),
+            buildings,
+            str(resident) if resident else None,
+            consent,
+            [str(u) for u in notify],
+        )
 
     def step(self, raw: Any, path: str) -> EscalationStep | None:
         s = self.mapping(raw, path, ("after", "notify"))
@@ -394,6 +416,8 @@ class _Validator:
         after = self.field(s, "after", path, parse_duration)
         target = s.get("notify")
         if target not in ESCALATION_TARGETS:
-            self.bad(f"{path}.notify", f"{_show(target)} is not one of {', '.join(ESCALATION_TARGETS)}")
+            self.bad(
+                f"{path}.notify", f"{_show(target)} is not one of {', '.join(ESCALATION_TARGETS)}"
+            )
             return None
         return EscalationStep(after, target) if after is not None else None

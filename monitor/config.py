@@ -39,9 +39,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.mqtt_protocol not in ("5", "3.1.1"):
-            raise ValueError(f"CURTAINWATCH_MQTT_PROTOCOL must be 5 or 3.1.1, not {self.mqtt_protocol!r}")
+            raise ValueError(
+                f"CURTAINWATCH_MQTT_PROTOCOL must be 5 or 3.1.1, not {self.mqtt_protocol!r}"
+            )
         if self.mqtt_ack not in ("commit", "receipt"):
-            raise ValueError(f"CURTAINWATCH_MQTT_ACK must be commit or receipt, not {self.mqtt_ack!r}")
+            raise ValueError(
+                f"CURTAINWATCH_MQTT_ACK must be commit or receipt, not {self.mqtt_ack!r}"
+            )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

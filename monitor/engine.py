@@ -10,23 +10,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, case, exists, false, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement, Select
 
 from monitor.clock import Clock
 from monitor.db import dialect_insert_for
-from monitor.models import OPEN_STATUSES, Alert, AwayPeriod, Device, Event, Routine, Settlement
+from monitor.models import (
+    OPEN_STATUSES,
+    Alert,
+    AwayPeriod,
+    Device,
+    Event,
+    Routine,
+    Settlement,
+    table,
+)
 from monitor.windows import local_date, window_on
 
-R = Routine.__table__
-E = Event.__table__
-D = Device.__table__
-S = Settlement.__table__
-AW = AwayPeriod.__table__
-AL = Alert.__table__
+R = table(Routine)
+E = table(Event)
+D = table(Device)
+S = table(Settlement)
+AW = table(AwayPeriod)
+AL = table(Alert)
 
 BATTERY_SILENCE = timedelta(hours=25)  # zigbee2mqtt counts battery devices offline after this
 NEVER_SEEN_GRACE = timedelta(hours=25)
@@ -105,11 +115,26 @@ class Engine:
         if groups:
             moves = []
             for tz, start, end, grace_s, day, old_due in groups:
-                nxt = window_on(day + timedelta(days=1), _hm(start), _hm(end),
-                                timedelta(seconds=grace_s), ZoneInfo(tz))
-                moves.append({"tz": tz, "s": start, "e": end, "g": grace_s, "d": day,
-                              "old": old_due, "nd": nxt.day, "no": nxt.opens_at,
-                              "ndue": nxt.due_at})
+                nxt = window_on(
+                    day + timedelta(days=1),
+                    _hm(start),
+                    _hm(end),
+                    timedelta(seconds=grace_s),
+                    ZoneInfo(tz),
+                )
+                moves.append(
+                    {
+                        "tz": tz,
+                        "s": start,
+                        "e": end,
+                        "g": grace_s,
+                        "d": day,
+                        "old": old_due,
+                        "nd": nxt.day,
+                        "no": nxt.opens_at,
+                        "ndue": nxt.due_at,
+                    }
+                )
             session.execute(_ADVANCE, moves)
         session.execute(_DISARM_INACTIVITY, at)
 
@@ -149,15 +174,32 @@ class Engine:
                 for device_id, resident_id, last_seen, battery, online in session.execute(
                     newly_bad, params
                 ):
-                    findings.append(Finding(
-                        "raise", kind, resident_id, f"{kind}:{device_id}", now, due=last_seen,
-                        device_id=device_id,
-                        detail=_device_detail(kind, last_seen, battery, online)))
+                    findings.append(
+                        Finding(
+                            "raise",
+                            kind,
+                            resident_id,
+                            f"{kind}:{device_id}",
+                            now,
+                            due=last_seen,
+                            device_id=device_id,
+                            detail=_device_detail(kind, last_seen, battery, online),
+                        )
+                    )
                 for device_id, resident_id in session.execute(recovered, params):
-                    findings.append(Finding(
-                        "resolve", kind, resident_id, f"{kind}:{device_id}", now,
-                        device_id=device_id,
-                        outcome="back_online" if kind == "device_offline" else "battery_replaced"))
+                    findings.append(
+                        Finding(
+                            "resolve",
+                            kind,
+                            resident_id,
+                            f"{kind}:{device_id}",
+                            now,
+                            device_id=device_id,
+                            outcome="back_online"
+                            if kind == "device_offline"
+                            else "battery_replaced",
+                        )
+                    )
             if findings:
                 self.sink(session, findings)
 
@@ -170,8 +212,16 @@ class Engine:
             return
         now = self.clock.now()
         findings = [
-            Finding("raise", "help", e.resident_id, "help", e.received_at, due=e.ts,
-                    device_id=e.device_id, detail=f"{e.device_id} shows help")
+            Finding(
+                "raise",
+                "help",
+                e.resident_id,
+                "help",
+                e.received_at,
+                due=e.ts,
+                device_id=e.device_id,
+                detail=f"{e.device_id} shows help",
+            )
             for e in events
             if e.kind == "help" and e.value == "help"
         ]
@@ -189,11 +239,11 @@ class Engine:
         ):
             due_at = last_activity[resident_id] + timedelta(hours=hours or 0)
             if due_at > now and (next_due is None or due_at > next_due):
-                rearm.append({"rid": rid, "due": due_at,
-                              "day": local_date(due_at, ZoneInfo(tz))})
+                rearm.append({"rid": rid, "due": due_at, "day": local_date(due_at, ZoneInfo(tz))})
         if rearm:
             session.execute(
-                update(R).where(R.c.id == bindparam("rid"))
+                update(R)
+                .where(R.c.id == bindparam("rid"))
                 .values(next_due_at=bindparam("due"), window_date=bindparam("day")),
                 rearm,
             )
@@ -201,28 +251,40 @@ class Engine:
         open_alerts = session.execute(
             select(AL.c.resident_id, AL.c.kind, AL.c.cause, R.c.match_kind, R.c.match_value)
             .select_from(AL.outerjoin(R, R.c.id == AL.c.routine_id))
-            .where(AL.c.status.in_(OPEN_STATUSES), AL.c.resident_id.in_(residents),
-                   AL.c.kind.in_(("missed_routine", "inactivity")))
+            .where(
+                AL.c.status.in_(OPEN_STATUSES),
+                AL.c.resident_id.in_(residents),
+                AL.c.kind.in_(("missed_routine", "inactivity")),
+            )
         ).all()
         for resident_id, kind, cause, match_kind, match_value in open_alerts:
             answer = next(
-                (e for e in events
-                 if e.resident_id == resident_id
-                 and (match_kind is None or e.kind == match_kind)
-                 and (match_value is None or e.value == match_value)),
+                (
+                    e
+                    for e in events
+                    if e.resident_id == resident_id
+                    and (match_kind is None or e.kind == match_kind)
+                    and (match_value is None or e.value == match_value)
+                ),
                 None,
             )
             if answer is not None:
-                findings.append(Finding(
-                    "resolve", kind, resident_id, cause, answer.received_at,
-                    outcome="late" if kind == "missed_routine" else "activity_resumed",
-                    detail=f"{answer.device_id} {answer.value} at {answer.ts.isoformat()}",
-                ))
+                findings.append(
+                    Finding(
+                        "resolve",
+                        kind,
+                        resident_id,
+                        cause,
+                        answer.received_at,
+                        outcome="late" if kind == "missed_routine" else "activity_resumed",
+                        detail=f"{answer.device_id} {answer.value} at {answer.ts.isoformat()}",
+                    )
+                )
         if findings:
             self.sink(session, findings)
 
 
-def _device_checks() -> list[tuple[str, object, object]]:
+def _device_checks() -> list[tuple[str, Select[Any], Select[Any]]]:
     """(kind, query for devices that newly qualify, query for devices that recovered),
     built once: building SQLAlchemy expressions costs more than running them."""
     now = bindparam("now", type_=D.c.last_seen.type)
@@ -242,16 +304,19 @@ def _device_checks() -> list[tuple[str, object, object]]:
             AL.c.cause == kind + ":" + D.c.id,
             AL.c.status != "resolved",
         )
-        checks.append((
-            kind,
-            select(D.c.id, D.c.resident_id, D.c.last_seen, D.c.battery, D.c.online)
-            .where(bad, ~has_open),
-            select(D.c.id, D.c.resident_id).where(good, has_open),
-        ))
+        checks.append(
+            (
+                kind,
+                select(D.c.id, D.c.resident_id, D.c.last_seen, D.c.battery, D.c.online).where(
+                    bad, ~has_open
+                ),
+                select(D.c.id, D.c.resident_id).where(good, has_open),
+            )
+        )
     return checks
 
 
-def _outcome() -> object:
+def _outcome() -> ColumnElement[str]:
     """The outcome of each due routine's current window, as one SQL expression."""
     satisfied = exists().where(
         E.c.resident_id == R.c.resident_id,
@@ -281,32 +346,41 @@ _NOW = bindparam("now", type_=R.c.next_due_at.type)
 _DUE = and_(R.c.next_due_at <= _NOW, R.c.active)
 _DUE_GROUPS = (
     select(R.c.timezone, R.c.start, R.c.end, R.c.grace_s, R.c.window_date, R.c.next_due_at)
-    .distinct().where(_DUE, R.c.kind != "inactivity")
+    .distinct()
+    .where(_DUE, R.c.kind != "inactivity")
 )
 _ANY_INACTIVITY_DUE = select(R.c.id).where(_DUE, R.c.kind == "inactivity").limit(1)
 # The claim: a group moves on only from the window it was in (next_due_at = :old).
 _ADVANCE = (
     update(R)
-    .where(R.c.timezone == bindparam("tz"), R.c.start == bindparam("s"),
-           R.c.end == bindparam("e"), R.c.grace_s == bindparam("g"),
-           R.c.window_date == bindparam("d"), R.c.next_due_at == bindparam("old"),
-           R.c.kind != "inactivity")
-    .values(window_date=bindparam("nd"), window_start_at=bindparam("no"),
-            next_due_at=bindparam("ndue"))
+    .where(
+        R.c.timezone == bindparam("tz"),
+        R.c.start == bindparam("s"),
+        R.c.end == bindparam("e"),
+        R.c.grace_s == bindparam("g"),
+        R.c.window_date == bindparam("d"),
+        R.c.next_due_at == bindparam("old"),
+        R.c.kind != "inactivity",
+    )
+    .values(
+        window_date=bindparam("nd"), window_start_at=bindparam("no"), next_due_at=bindparam("ndue")
+    )
 )
 # An inactivity routine fires once per silence; the next activity re-arms it.
 _DISARM_INACTIVITY = (
     update(R).where(_DUE, R.c.kind == "inactivity").values(next_due_at=None, window_date=None)
 )
 _NEXT_DUE = (
-    select(R.c.next_due_at).where(R.c.active, R.c.next_due_at.is_not(None))
-    .order_by(R.c.next_due_at).limit(1)
+    select(R.c.next_due_at)
+    .where(R.c.active, R.c.next_due_at.is_not(None))
+    .order_by(R.c.next_due_at)
+    .limit(1)
 )
 _DEVICE_CHECKS = _device_checks()
-_SETTLE_INSERTS: dict[str, object] = {}
+_SETTLE_INSERTS: dict[str, Any] = {}
 
 
-def _settle_insert(session: Session) -> object:
+def _settle_insert(session: Session) -> Any:
     """INSERT INTO settlements SELECT <every due routine, outcome> ON CONFLICT DO NOTHING
     RETURNING what was won; built once per dialect."""
     dialect = session.get_bind().dialect.name
@@ -314,10 +388,24 @@ def _settle_insert(session: Session) -> object:
         _SETTLE_INSERTS[dialect] = (
             dialect_insert_for(session, S)
             .from_select(
-                ["routine_id", "resident_id", "kind", "window_date", "due_at", "outcome",
-                 "settled_at"],
-                select(R.c.id, R.c.resident_id, R.c.kind, R.c.window_date, R.c.next_due_at,
-                       _outcome(), _NOW).where(_DUE),
+                [
+                    "routine_id",
+                    "resident_id",
+                    "kind",
+                    "window_date",
+                    "due_at",
+                    "outcome",
+                    "settled_at",
+                ],
+                select(
+                    R.c.id,
+                    R.c.resident_id,
+                    R.c.kind,
+                    R.c.window_date,
+                    R.c.next_due_at,
+                    _outcome(),
+                    _NOW,
+                ).where(_DUE),
             )
             .on_conflict_do_nothing(index_elements=["routine_id", "due_at"])
             .returning(S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at, S.c.outcome)
@@ -331,8 +419,9 @@ def _hm(value: str | None) -> time:
     return time(int(h), int(m))
 
 
-def _device_detail(kind: str, last_seen: datetime | None, battery: float | None,
-                   online: bool | None) -> str:
+def _device_detail(
+    kind: str, last_seen: datetime | None, battery: float | None, online: bool | None
+) -> str:
     if kind == "low_battery":
         return f"battery at {battery:.0f}%"
     if online is False:
@@ -340,5 +429,3 @@ def _device_detail(kind: str, last_seen: datetime | None, battery: float | None,
     if last_seen is None:
         return "has never reported since it was added"
     return f"silent since {last_seen.isoformat()}"
-
-

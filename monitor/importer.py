@@ -38,8 +38,11 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
     in_file = {r.id for r in spec.residents}
     for resident in session.scalars(select(Resident).where(Resident.id.not_in(in_file))):
         resident.active = False
-        session.execute(update(Routine).where(Routine.resident_id == resident.id)
-                        .values(active=False, next_due_at=None))
+        session.execute(
+            update(Routine)
+            .where(Routine.resident_id == resident.id)
+            .values(active=False, next_due_at=None)
+        )
     for r in spec.residents:
         _apply_resident(session, r, now)
 
@@ -51,10 +54,12 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
         person.notify = p.notify
         session.add(person)
     session.flush()
-    return {"residents": len(spec.residents),
-            "devices": sum(len(r.devices) for r in spec.residents),
-            "routines": sum(len(r.routines) for r in spec.residents),
-            "people": len(spec.people)}
+    return {
+        "residents": len(spec.residents),
+        "devices": sum(len(r.devices) for r in spec.residents),
+        "routines": sum(len(r.routines) for r in spec.residents),
+        "people": len(spec.people),
+    }
 
 
 def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None:
@@ -65,8 +70,9 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
     session.flush()
 
     device_ids = [d.id for d in spec.devices]
-    session.execute(delete(Device).where(Device.resident_id == spec.id,
-                                         Device.id.not_in(device_ids)))
+    session.execute(
+        delete(Device).where(Device.resident_id == spec.id, Device.id.not_in(device_ids))
+    )
     session.execute(delete(UnknownDevice).where(UnknownDevice.id.in_(device_ids)))
     for d in spec.devices:
         device = session.get(Device, d.id)
@@ -80,8 +86,9 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
     session.execute(delete(AwayPeriod).where(AwayPeriod.resident_id == spec.id))
     session.add_all(AwayPeriod(resident_id=spec.id, first_day=a, last_day=b) for a, b in spec.away)
 
-    existing = {r.slot: r for r in session.scalars(
-        select(Routine).where(Routine.resident_id == spec.id))}
+    existing = {
+        r.slot: r for r in session.scalars(select(Routine).where(Routine.resident_id == spec.id))
+    }
     for x in spec.routines:
         routine = existing.pop(x.slot, None)
         if routine is None:
@@ -92,15 +99,20 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
         gone.active, gone.next_due_at = False, None
 
 
-def _schedule(session: Session, routine: Routine, x: RoutineSpec, tz_name: str,
-              now: datetime) -> None:
+def _schedule(
+    session: Session, routine: Routine, x: RoutineSpec, tz_name: str, now: datetime
+) -> None:
     """Fill in the routine and, if its timing changed (or it is new), its next window."""
     grace_s = int(x.grace.total_seconds())
     start = x.start.strftime("%H:%M") if x.start else None
     end = x.end.strftime("%H:%M") if x.end else None
-    unchanged = (routine.active and routine.id is not None and routine.timezone == tz_name
-                 and (routine.start, routine.end, routine.grace_s, routine.hours)
-                 == (start, end, grace_s, x.hours))
+    unchanged = (
+        routine.active
+        and routine.id is not None
+        and routine.timezone == tz_name
+        and (routine.start, routine.end, routine.grace_s, routine.hours)
+        == (start, end, grace_s, x.hours)
+    )
     routine.kind, routine.start, routine.end, routine.grace_s = x.kind, start, end, grace_s
     routine.hours, routine.timezone, routine.active = x.hours, tz_name, True
     routine.match_kind, routine.match_value = ROUTINE_MATCH[x.kind]
@@ -113,13 +125,20 @@ def _schedule(session: Session, routine: Routine, x: RoutineSpec, tz_name: str,
         assert x.hours is not None
         due = now + timedelta(hours=x.hours)
         routine.window_date, routine.window_start_at, routine.next_due_at = (
-            local_date(due, tz), None, due)
+            local_date(due, tz),
+            None,
+            due,
+        )
     else:
         assert x.start and x.end
         w = first_window_due_after(now, x.start, x.end, x.grace, tz)
         if routine.id is not None:
-            last_day = session.scalar(select(Settlement.window_date).where(
-                Settlement.routine_id == routine.id).order_by(Settlement.due_at.desc()).limit(1))
+            last_day = session.scalar(
+                select(Settlement.window_date)
+                .where(Settlement.routine_id == routine.id)
+                .order_by(Settlement.due_at.desc())
+                .limit(1)
+            )
             if last_day is not None and last_day >= w.day:
                 # never settle a day twice, even when its timing changed after it was settled
                 w = window_on(last_day + timedelta(days=1), x.start, x.end, x.grace, tz)

@@ -4,7 +4,7 @@ settled windows, alerts and the payloads we could not read. Times are stored as 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -98,7 +99,8 @@ class UnknownDevice(Base):
 
 
 class Event(Base):
-    """A change of state of a resident's device: curtain opened, door opened, light on, card flipped."""
+    """A change of state of a resident's device: curtain opened, door opened, light on,
+    card flipped."""
 
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_resident_ts", "resident_id", "ts"),)
@@ -221,3 +223,8 @@ class Person(Base):
     resident_id: Mapped[str | None] = mapped_column(String(64))
     consent: Mapped[date | None] = mapped_column(Date)
     notify: Mapped[list[Any]] = mapped_column(default=list)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a model, typed as one (for set-based statements)."""
+    return cast(Table, model.__table__)

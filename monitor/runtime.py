@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as SqlEngine
@@ -33,8 +33,13 @@ class Runtime:
     """One curtainwatch instance. `start()` runs ingestion and the scheduled jobs in
     background threads; `stop()` ends them, leaving the MQTT session for the next start."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None,
-                 on_raised: Callable[..., None] | None = None, migrate: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        on_raised: Callable[..., None] | None = None,
+        migrate: bool = True,
+    ) -> None:
         from alerts.lifecycle import AlertBook
         from sensors.ingest import Ingestor
 
@@ -66,13 +71,22 @@ class Runtime:
             self.source.start()
         if schedule:
             self.scheduler = BackgroundScheduler(
-                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
-            self.scheduler.add_job(self._job(self.settle), "interval",
-                                   seconds=self.settings.settle_interval_s, id="settle",
-                                   next_run_time=datetime.now().astimezone())
-            self.scheduler.add_job(self._job(self.engine.check_devices), "interval",
-                                   seconds=self.settings.health_interval_s, id="devices",
-                                   next_run_time=datetime.now().astimezone())
+                job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+            )
+            self.scheduler.add_job(
+                self._job(self.settle),
+                "interval",
+                seconds=self.settings.settle_interval_s,
+                id="settle",
+                next_run_time=datetime.now().astimezone(),
+            )
+            self.scheduler.add_job(
+                self._job(self.engine.check_devices),
+                "interval",
+                seconds=self.settings.health_interval_s,
+                id="devices",
+                next_run_time=datetime.now().astimezone(),
+            )
             self.scheduler.start()
 
     def settle(self) -> int:

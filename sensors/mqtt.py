@@ -37,7 +37,7 @@ class MqttSource:
         self._connected_at = 0.0
         self.client = self._make_client(self.protocol)
 
-    def _make_client(self, protocol: int) -> mqtt.Client:
+    def _make_client(self, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:
         kwargs: dict[str, Any] = {}
         if protocol != mqtt.MQTTv5:
             kwargs["clean_session"] = False
@@ -73,13 +73,18 @@ class MqttSource:
         self.client.loop_stop()
         self.connected.clear()
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any,
-                    _props: Any) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
+    ) -> None:
         if reason.is_failure:
             log.error("MQTT broker refused the connection: %s", reason)
             return
-        log.info("connected to MQTT %s:%s (session present: %s)", self.settings.mqtt_host,
-                 self.settings.mqtt_port, flags.session_present)
+        log.info(
+            "connected to MQTT %s:%s (session present: %s)",
+            self.settings.mqtt_host,
+            self.settings.mqtt_port,
+            flags.session_present,
+        )
         client.subscribe([(t, 1) for t in subscriptions(self.settings)])
         self._connected_at = time.monotonic()
         self.connected.set()
@@ -89,13 +94,18 @@ class MqttSource:
         the readings that queued for our session while we were away."""
         return self.connected.is_set() and time.monotonic() - self._connected_at < seconds
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any,
-                       _props: Any) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
         self.connected.clear()
         if reason.is_failure:
             log.warning("lost the MQTT broker (%s); reconnecting", reason)
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         mid, qos = msg.mid, msg.qos
-        ack = (lambda: client.ack(mid, qos)) if qos > 0 and self.ack_on_commit else None
-        self.ingestor.submit(msg.topic, msg.payload, ack)
+
+        def ack() -> None:
+            client.ack(mid, qos)
+
+        needs_ack = qos > 0 and self.ack_on_commit
+        self.ingestor.submit(msg.topic, bytes(msg.payload), ack if needs_ack else None)

@@ -35,8 +35,9 @@ def event_line(ts: datetime, topic: str, payload: bytes) -> str:
 
 
 class Recorder:
-    def __init__(self, settings: Settings, clock: Clock, out: IO[str], tz: ZoneInfo,
-                 count: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock, out: IO[str], tz: ZoneInfo, count: int | None = None
+    ) -> None:
         self.settings, self.clock, self.out, self.tz, self.count = settings, clock, out, tz, count
         self.written = 0
         self.done = threading.Event()
@@ -71,7 +72,7 @@ class Recorder:
             if self.done.is_set():
                 return
             ts = self.clock.now().astimezone(self.tz)
-            self.out.write(event_line(ts, msg.topic, msg.payload) + "\n")
+            self.out.write(event_line(ts, msg.topic, bytes(msg.payload)) + "\n")
             self.written += 1
             if self.count is not None and self.written >= self.count:
                 self.done.set()

@@ -52,13 +52,13 @@ def parse_line(number: int, raw: bytes) -> Line:
     except ValueError as exc:
         raise EventFileError(f"{where}: not JSON ({exc})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("topic"), str) or "payload" not in obj:
-        raise EventFileError(f"{where}: needs \"ts\", \"topic\" and \"payload\"")
+        raise EventFileError(f'{where}: needs "ts", "topic" and "payload"')
     try:
         ts = datetime.fromisoformat(str(obj.get("ts")))
     except ValueError:
-        raise EventFileError(f"{where}: \"ts\" {obj.get('ts')!r} is not an ISO time") from None
+        raise EventFileError(f'{where}: "ts" {obj.get("ts")!r} is not an ISO time') from None
     if ts.tzinfo is None:
-        raise EventFileError(f"{where}: \"ts\" {obj['ts']!r} has no UTC offset")
+        raise EventFileError(f'{where}: "ts" {obj["ts"]!r} has no UTC offset')
     payload = obj["payload"]
     data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
     return Line(number, ts.astimezone(UTC), obj["topic"], data)
@@ -89,9 +89,14 @@ class ReplayResult:
 
 
 class Replay:
-    def __init__(self, ingestor: Ingestor, engine: Engine, clock: SimulatedClock,
-                 tick: timedelta = timedelta(seconds=30),
-                 health_every: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        engine: Engine,
+        clock: SimulatedClock,
+        tick: timedelta = timedelta(seconds=30),
+        health_every: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.ingestor, self.engine, self.clock = ingestor, engine, clock
         self.tick, self.health_every = tick, health_every
         self.buffer: list[Message] = []

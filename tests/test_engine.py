@@ -37,8 +37,13 @@ residents:
 {routines}
 {away}
 """)
-    feed(rt, start, ("zigbee2mqtt/curtain-1", {"position": 0}),
-         ("zigbee2mqtt/door-1", {"contact": True}), ("zigbee2mqtt/card-1", {"contact": True}))
+    feed(
+        rt,
+        start,
+        ("zigbee2mqtt/curtain-1", {"position": 0}),
+        ("zigbee2mqtt/door-1", {"contact": True}),
+        ("zigbee2mqtt/card-1", {"contact": True}),
+    )
     return rt
 
 
@@ -46,9 +51,14 @@ def feed(rt: Runtime, at: datetime, *messages: tuple[str, object]) -> None:
     clock = rt.clock
     assert isinstance(clock, SimulatedClock)
     clock.set(at)
-    rt.ingestor.process([
-        Message(t, p.encode() if isinstance(p, str) else json.dumps(p).encode(), at.astimezone(UTC))
-        for t, p in messages])
+    rt.ingestor.process(
+        [
+            Message(
+                t, p.encode() if isinstance(p, str) else json.dumps(p).encode(), at.astimezone(UTC)
+            )
+            for t, p in messages
+        ]
+    )
 
 
 def tick_through(rt: Runtime, until: datetime, step: timedelta = timedelta(minutes=30)) -> None:
@@ -64,6 +74,7 @@ def wall(tz: str, text: str, fold: int = 0) -> datetime:
 
 
 # -- DST ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("tz", "day", "start", "end", "expected_due_utc"),
@@ -98,13 +109,23 @@ def test_window_on_a_dst_transition_day_settles_exactly_once(
 
 def test_ordinary_window_keeps_its_wall_clock_time_across_dst(db_url: str) -> None:
     tz = "America/New_York"
-    rt = home(db_url, tz, '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
-              wall(tz, "2026-03-06T12:00"))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        wall(tz, "2026-03-06T12:00"),
+    )
     tick_through(rt, wall(tz, "2026-03-10T12:00"))
-    dues = {s.window_date.isoformat(): s.due_at.astimezone(ZoneInfo(tz)).strftime("%H:%M %Z")
-            for s in settlements(rt)}
-    assert dues == {"2026-03-07": "09:00 EST", "2026-03-08": "09:00 EDT",
-                    "2026-03-09": "09:00 EDT", "2026-03-10": "09:00 EDT"}
+    dues = {
+        s.window_date.isoformat(): s.due_at.astimezone(ZoneInfo(tz)).strftime("%H:%M %Z")
+        for s in settlements(rt)
+    }
+    assert dues == {
+        "2026-03-07": "09:00 EST",
+        "2026-03-08": "09:00 EDT",
+        "2026-03-09": "09:00 EDT",
+        "2026-03-10": "09:00 EDT",
+    }
 
 
 def test_a_day_with_a_three_hour_clock_jump(db_url: str) -> None:
@@ -113,8 +134,12 @@ def test_a_day_with_a_three_hour_clock_jump(db_url: str) -> None:
     assert wall(tz, "2009-10-18T01:59").utcoffset() == timedelta(hours=8)
     assert wall(tz, "2009-10-18T05:00").utcoffset() == timedelta(hours=11)
     # A window ending at 03:30, a time that did not exist that day.
-    rt = home(db_url, tz, '      - {kind: door, start: "01:00", end: "03:30"}',
-              wall(tz, "2009-10-16T12:00"))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: door, start: "01:00", end: "03:30"}',
+        wall(tz, "2009-10-16T12:00"),
+    )
     tick_through(rt, wall(tz, "2009-10-20T12:00"))
     got = {s.window_date.isoformat(): s.due_at for s in settlements(rt, kind="door")}
     assert list(got) == ["2009-10-17", "2009-10-18", "2009-10-19", "2009-10-20"]
@@ -142,8 +167,12 @@ def test_system_clock_jumping_three_hours_settles_every_window_in_between(db_url
 
 def test_window_across_midnight_belongs_to_the_day_it_opens(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, '      - {kind: door, start: "22:00", end: "02:00"}',
-              wall(tz, "2026-11-23T12:00"))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: door, start: "22:00", end: "02:00"}',
+        wall(tz, "2026-11-23T12:00"),
+    )
     feed(rt, wall(tz, "2026-11-24T01:10"), ("zigbee2mqtt/door-1", {"contact": False}))
     tick_through(rt, wall(tz, "2026-11-25T03:00"))
     got = [(s.window_date.isoformat(), s.outcome) for s in settlements(rt)]
@@ -152,11 +181,16 @@ def test_window_across_midnight_belongs_to_the_day_it_opens(db_url: str) -> None
 
 # -- away, dead sensors, battery -------------------------------------------------------------
 
+
 def test_away_days_settle_as_away_without_alert(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
-              wall(tz, "2026-11-30T12:00"),
-              away='    away: [{from: "2026-12-01", to: "2026-12-02"}]')
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        wall(tz, "2026-11-30T12:00"),
+        away='    away: [{from: "2026-12-01", to: "2026-12-02"}]',
+    )
     tick_through(rt, wall(tz, "2026-12-03T10:00"))
     got = [(s.window_date.isoformat(), s.outcome) for s in settlements(rt)]
     assert got == [("2026-12-01", "away"), ("2026-12-02", "away"), ("2026-12-03", "missed")]
@@ -165,16 +199,28 @@ def test_away_days_settle_as_away_without_alert(db_url: str) -> None:
 
 def test_offline_sensor_makes_a_device_alert_and_unknown_windows_not_missed(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
-              wall(tz, "2026-11-23T06:00"))
-    feed(rt, wall(tz, "2026-11-23T06:30"), ("zigbee2mqtt/curtain-1/availability", {"state": "offline"}))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        wall(tz, "2026-11-23T06:00"),
+    )
+    feed(
+        rt,
+        wall(tz, "2026-11-23T06:30"),
+        ("zigbee2mqtt/curtain-1/availability", {"state": "offline"}),
+    )
     rt.engine.check_devices()
     tick_through(rt, wall(tz, "2026-11-23T10:00"))
     rt.engine.check_devices()  # still offline: no second alert
     assert [(s.outcome) for s in settlements(rt)] == ["unknown"]
     [a] = alerts(rt)
     assert (a.kind, a.cause, a.severity, a.detail) == (
-        "device_offline", "device_offline:curtain-1", "info", "reported offline")
+        "device_offline",
+        "device_offline:curtain-1",
+        "info",
+        "reported offline",
+    )
 
     feed(rt, wall(tz, "2026-11-23T10:05"), ("zigbee2mqtt/curtain-1/availability", "online"))
     rt.engine.check_devices()
@@ -184,21 +230,35 @@ def test_offline_sensor_makes_a_device_alert_and_unknown_windows_not_missed(db_u
 
 def test_battery_sensor_silent_for_25_hours_counts_as_offline(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
-              wall(tz, "2026-11-22T07:30"))
-    feed(rt, wall(tz, "2026-11-22T07:50"), ("zigbee2mqtt/curtain-1", {"position": 100, "battery": 80}))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        wall(tz, "2026-11-22T07:30"),
+    )
+    feed(
+        rt,
+        wall(tz, "2026-11-22T07:50"),
+        ("zigbee2mqtt/curtain-1", {"position": 100, "battery": 80}),
+    )
     # Due 09:00 on the 23rd: by then 25 h 10 min of silence.
     tick_through(rt, wall(tz, "2026-11-23T10:00"))
     rt.engine.check_devices()
     assert [(s.window_date.isoformat(), s.outcome) for s in settlements(rt)] == [
-        ("2026-11-22", "satisfied"), ("2026-11-23", "unknown")]
+        ("2026-11-22", "satisfied"),
+        ("2026-11-23", "unknown"),
+    ]
     assert [a.kind for a in alerts(rt)] == ["device_offline"]
 
 
 def test_low_battery_alert_and_replacement(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
-              wall(tz, "2026-11-23T06:00"))
+    rt = home(
+        db_url,
+        tz,
+        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        wall(tz, "2026-11-23T06:00"),
+    )
     feed(rt, wall(tz, "2026-11-23T06:10"), ("zigbee2mqtt/door-1", {"battery": 9}))
     rt.engine.check_devices()
     rt.engine.check_devices()
@@ -211,6 +271,7 @@ def test_low_battery_alert_and_replacement(db_url: str) -> None:
 
 # -- inactivity and help ---------------------------------------------------------------------
 
+
 def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url: str) -> None:
     tz = "Asia/Shanghai"
     rt = home(db_url, tz, "      - {kind: inactivity, hours: 12}", wall(tz, "2026-11-23T07:00"))
@@ -219,7 +280,11 @@ def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url
     assert alerts(rt) == []
     tick_through(rt, wall(tz, "2026-11-24T12:00"))
     [a] = alerts(rt)
-    assert (a.kind, a.severity, a.due_at) == ("inactivity", "critical", wall(tz, "2026-11-23T20:00"))
+    assert (a.kind, a.severity, a.due_at) == (
+        "inactivity",
+        "critical",
+        wall(tz, "2026-11-23T20:00"),
+    )
     feed(rt, wall(tz, "2026-11-24T12:10"), ("zigbee2mqtt/curtain-1", {"position": 100}))
     [a] = alerts(rt)
     assert (a.status, a.outcome) == ("resolved", "activity_resumed")
@@ -236,15 +301,20 @@ def test_help_card_raises_at_once_and_repeats_update_the_same_alert(db_url: str)
     feed(rt, wall(tz, "2026-11-23T09:02"), ("zigbee2mqtt/card-1", {"contact": False}))
     [a] = alerts(rt, kind="help")
     assert (a.raised_at, a.last_raised_at, a.repeats) == (
-        wall(tz, "2026-11-23T09:00"), wall(tz, "2026-11-23T09:02"), 1)
+        wall(tz, "2026-11-23T09:00"),
+        wall(tz, "2026-11-23T09:02"),
+        1,
+    )
 
 
 # -- several instances -----------------------------------------------------------------------
 
+
 def test_two_instances_settling_at_once_settle_each_window_once(db_url: str) -> None:
     tz = "Asia/Shanghai"
     routines = "\n".join(
-        f'      - {{kind: door, start: "{h:02d}:00", end: "{h:02d}:30"}}' for h in range(6, 22))
+        f'      - {{kind: door, start: "{h:02d}:00", end: "{h:02d}:30"}}' for h in range(6, 22)
+    )
     first = home(db_url, tz, routines, wall(tz, "2026-11-23T05:00"))
     clock = first.clock
     assert isinstance(clock, SimulatedClock)

@@ -24,8 +24,9 @@ def clock() -> SimulatedClock:
 
 
 @pytest.fixture
-def live(db_url: str, broker: MosquittoBroker, clock: SimulatedClock,
-         request: pytest.FixtureRequest) -> Iterator[Runtime]:
+def live(
+    db_url: str, broker: MosquittoBroker, clock: SimulatedClock, request: pytest.FixtureRequest
+) -> Iterator[Runtime]:
     rt = runtime(db_url, clock, broker.host, broker.port, client_id=f"cw-{request.node.name}")
     rt.import_community(COMMUNITY)
     rt.start(schedule=False)
@@ -35,12 +36,16 @@ def live(db_url: str, broker: MosquittoBroker, clock: SimulatedClock,
 
 
 def send(broker: MosquittoBroker, *messages: tuple[str, object]) -> None:
-    publish_many(broker.host, broker.port,
-                 [(t, p if isinstance(p, str) else json.dumps(p)) for t, p in messages])
+    publish_many(
+        broker.host,
+        broker.port,
+        [(t, p if isinstance(p, str) else json.dumps(p)) for t, p in messages],
+    )
 
 
-def test_curtain_opened_at_0740_settles_satisfied(live: Runtime, broker: MosquittoBroker,
-                                                  clock: SimulatedClock) -> None:
+def test_curtain_opened_at_0740_settles_satisfied(
+    live: Runtime, broker: MosquittoBroker, clock: SimulatedClock
+) -> None:
     clock.set(local(DAY, "07:40"))
     send(broker, ("zigbee2mqtt/curtain-301", {"position": 100, "battery": 97}))
     wait_for(lambda: events(live, device_id="curtain-301"), message="curtain event stored")
@@ -87,7 +92,11 @@ def test_late_curtain_resolves_the_missed_alert_as_late(
     clock.set(local(DAY, "09:40"))
     send(broker, ("zigbee2mqtt/curtain-302", {"position": 100}))
     [a] = wait_for(lambda: alerts(live, resident_id="r-302", status="resolved"))
-    assert (a.outcome, a.resolved_by, a.resolved_at) == ("late", "curtainwatch", local(DAY, "09:40"))
+    assert (a.outcome, a.resolved_by, a.resolved_at) == (
+        "late",
+        "curtainwatch",
+        local(DAY, "09:40"),
+    )
 
 
 def test_help_card_raises_help_alert_from_the_ingestion_path(
@@ -101,7 +110,12 @@ def test_help_card_raises_help_alert_from_the_ingestion_path(
     print(f"help card -> help alert stored: {latency * 1000:.0f} ms")
     # No scheduler runs in this test: the alert can only have come from ingestion itself.
     assert live.scheduler is None
-    assert (a.resident_id, a.severity, a.status, a.device_id) == ("r-301", "critical", "open", "card-301")
+    assert (a.resident_id, a.severity, a.status, a.device_id) == (
+        "r-301",
+        "critical",
+        "open",
+        "card-301",
+    )
     assert a.raised_at == local(DAY, "10:03")
 
 
@@ -110,12 +124,14 @@ def test_garbage_between_readings_goes_to_dead_letters(
 ) -> None:
     from monitor.models import DeadLetter, UnknownDevice
 
-    send(broker,
-         ("zigbee2mqtt/door-301", {"contact": False}),
-         ("zigbee2mqtt/door-301", "{not json"),
-         ("zigbee2mqtt/door-301", {"contact": "yes"}),
-         ("zigbee2mqtt/mystery-plug", {"state": "ON"}),
-         ("zigbee2mqtt/door-301", {"contact": True}))
+    send(
+        broker,
+        ("zigbee2mqtt/door-301", {"contact": False}),
+        ("zigbee2mqtt/door-301", "{not json"),
+        ("zigbee2mqtt/door-301", {"contact": "yes"}),
+        ("zigbee2mqtt/mystery-plug", {"state": "ON"}),
+        ("zigbee2mqtt/door-301", {"contact": True}),
+    )
     wait_for(lambda: live.ingestor.stats.messages >= 5)
     assert [e.value for e in events(live, device_id="door-301")] == ["open", "closed"]
     with live.sessions() as s:
@@ -133,17 +149,25 @@ def test_readings_published_while_down_arrive_after_restart(
     rt.import_community(COMMUNITY)
     rt.start(schedule=False)
     assert rt.source is not None and rt.source.connected.wait(10)
-    send(broker, ("zigbee2mqtt/curtain-301", {"position": 0, "battery": 95}),
-         ("zigbee2mqtt/curtain-302", {"position": 0, "battery": 95}))
+    send(
+        broker,
+        ("zigbee2mqtt/curtain-301", {"position": 0, "battery": 95}),
+        ("zigbee2mqtt/curtain-302", {"position": 0, "battery": 95}),
+    )
     wait_for(lambda: rt.ingestor.stats.messages >= 2)
     rt.stop()
 
     # While curtainwatch is down: r-301 opens at 07:40 (a plain zigbee2mqtt reading),
     # r-302 opens at 07:50 (curtainwatch's own topic, which carries its time).
     clock.set(local(DAY, "07:40"))
-    send(broker, ("zigbee2mqtt/curtain-301", {"position": 100}),
-         ("curtainwatch/curtain-302/event",
-          {"kind": "curtain", "value": "open", "ts": local(DAY, "07:50").isoformat()}))
+    send(
+        broker,
+        ("zigbee2mqtt/curtain-301", {"position": 100}),
+        (
+            "curtainwatch/curtain-302/event",
+            {"kind": "curtain", "value": "open", "ts": local(DAY, "07:50").isoformat()},
+        ),
+    )
     clock.set(local(DAY, "08:05"))
 
     rt2 = runtime(db_url, clock, broker.host, broker.port, client_id="cw-restart")
@@ -167,9 +191,12 @@ def test_windows_that_closed_while_down_are_settled_once_after_restart(
     rt.import_community(COMMUNITY)
     rt.start(schedule=False)
     assert rt.source is not None and rt.source.connected.wait(10)
-    send(broker, ("zigbee2mqtt/curtain-302", {"position": 0, "battery": 95}),
-         ("zigbee2mqtt/curtain-301", {"position": 0, "battery": 95}),
-         ("zigbee2mqtt/light-301", {"state": "OFF", "battery": 95}))
+    send(
+        broker,
+        ("zigbee2mqtt/curtain-302", {"position": 0, "battery": 95}),
+        ("zigbee2mqtt/curtain-301", {"position": 0, "battery": 95}),
+        ("zigbee2mqtt/light-301", {"state": "OFF", "battery": 95}),
+    )
     wait_for(lambda: rt.ingestor.stats.messages >= 3)
     rt.stop()
 
@@ -177,19 +204,32 @@ def test_windows_that_closed_while_down_are_settled_once_after_restart(
     # inactivity 18:00 (last change 06:00 + 12 h), light_on 21:00, curtain_close 22:30;
     # r-302 curtain_open 09:15).
     clock.set(local(DAY, "23:00"))
-    rt2 = runtime(db_url, clock, broker.host, broker.port, client_id="cw-downtime",
-                  settle_interval_s=0.2, health_interval_s=3600, catch_up_s=0.5)
+    rt2 = runtime(
+        db_url,
+        clock,
+        broker.host,
+        broker.port,
+        client_id="cw-downtime",
+        settle_interval_s=0.2,
+        health_interval_s=3600,
+        catch_up_s=0.5,
+    )
     rt2.start(schedule=True)  # the real APScheduler job does the settling
     try:
         wait_for(lambda: len(settlements(rt2)) >= 5, timeout=15)
         time.sleep(1.0)  # several more ticks: nothing may be settled twice
         got = sorted((s.resident_id, s.kind, s.outcome) for s in settlements(rt2))
-        assert got == [("r-301", "curtain_close", "missed"), ("r-301", "curtain_open", "missed"),
-                       ("r-301", "inactivity", "missed"), ("r-301", "light_on", "missed"),
-                       ("r-302", "curtain_open", "missed")]
+        assert got == [
+            ("r-301", "curtain_close", "missed"),
+            ("r-301", "curtain_open", "missed"),
+            ("r-301", "inactivity", "missed"),
+            ("r-301", "light_on", "missed"),
+            ("r-302", "curtain_open", "missed"),
+        ]
         assert sorted(a.cause for a in alerts(rt2)) == sorted(
             "inactivity" if s.kind == "inactivity" else f"routine:{s.routine_id}"
-            for s in settlements(rt2))
+            for s in settlements(rt2)
+        )
         assert all(a.raised_at == local(DAY, "23:00") for a in alerts(rt2))
     finally:
         rt2.stop()

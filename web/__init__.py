@@ -1,1 +1,2 @@
-"""curtainwatch web: Flask app factory, dashboard and JSON API (a later issue). Holds no business rules."""
+"""curtainwatch web: Flask app factory, dashboard and JSON API (coming with the dashboard
+issue). Holds no business rules: it calls monitor/ and alerts/."""

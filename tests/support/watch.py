@@ -54,10 +54,17 @@ def local(day: str, hm: str) -> datetime:
     return datetime.fromisoformat(f"{day}T{hm}").replace(tzinfo=SHANGHAI)
 
 
-def runtime(db_url: str, clock: SimulatedClock, host: str = "127.0.0.1", port: int = 1883,
-            client_id: str = "curtainwatch-test", **overrides: Any) -> Runtime:
-    settings = Settings(database_url=db_url, mqtt_host=host, mqtt_port=port,
-                        mqtt_client_id=client_id, **overrides)
+def runtime(
+    db_url: str,
+    clock: SimulatedClock,
+    host: str = "127.0.0.1",
+    port: int = 1883,
+    client_id: str = "curtainwatch-test",
+    **overrides: Any,
+) -> Runtime:
+    settings = Settings(
+        database_url=db_url, mqtt_host=host, mqtt_port=port, mqtt_client_id=client_id, **overrides
+    )
     return Runtime(settings, clock)
 
 
