@@ -1,0 +1,57 @@
+"""`curtainwatch serve` as a real process: import a community, serve, a help card over
+Mosquitto becomes an alert in the database, SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from support.mqtt import MosquittoBroker, publish_many, wait_for
+from support.watch import COMMUNITY
+
+pytestmark = pytest.mark.broker
+
+
+def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+    env = {
+        **os.environ,
+        "CURTAINWATCH_DATABASE_URL": db_url,
+        "CURTAINWATCH_MQTT_HOST": broker.host,
+        "CURTAINWATCH_MQTT_PORT": str(broker.port),
+        "CURTAINWATCH_MQTT_CLIENT_ID": "cw-serve-test",
+    }
+    community = tmp_path / "community.yaml"
+    community.write_text(COMMUNITY)
+    cli = [sys.executable, "-m", "monitor.cli"]
+    done = subprocess.run(
+        [*cli, "import", str(community)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "imported 2 residents, 6 devices" in done.stdout
+
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        serve = subprocess.Popen([*cli, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "connected to MQTT" in log.read_text(), timeout=20)
+        publish_many(broker.host, broker.port, [("zigbee2mqtt/card-302", '{"contact": false}')])
+        db = create_engine(db_url)
+
+        def help_alert() -> list[tuple[str, str]]:
+            with db.connect() as c:
+                rows = c.execute(text("SELECT resident_id, status FROM alerts WHERE kind = 'help'"))
+                return [(r[0], r[1]) for r in rows]
+
+        assert wait_for(help_alert, timeout=20) == [("r-302", "open")]
+        db.dispose()
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        code = serve.wait(timeout=30)
+    assert code == 0, log.read_text()[-3000:]
+    assert "stopping" in log.read_text()
