@@ -1,0 +1,49 @@
+"""The Reading every adapter produces, the kinds it can have, and the two errors adapters raise.
+
+Owns the vocabulary shared by `sensors.adapters` (payload -> readings) and
+`sensors.interpret` (reading -> device state). No I/O here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+READING_KINDS = (
+    "contact",
+    "position",
+    "state",
+    "illuminance",
+    "occupancy",
+    "action",
+    "battery",
+    "availability",
+    "seen",
+    "event",
+)
+
+# Device kinds a community file may register (DESIGN.md, "Contracts").
+DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One fact a payload states about one device."""
+
+    device_id: str
+    kind: str  # one of READING_KINDS
+    value: bool | float | str
+    # Aware time when the payload carries its own (curtainwatch topic); None = use receive time.
+    ts: datetime | None = None
+    # Only for curtainwatch/<dev>/event: the device kind the payload claims.
+    device_kind: str | None = None
+
+
+class PayloadError(ValueError):
+    """Payload on a known topic family that cannot be decoded; the message is the precise
+    reason (goes to the dead-letter table)."""
+
+
+class IgnoredTopic(Exception):
+    """Topic we deliberately do not handle (outside every family, zigbee2mqtt/bridge/...,
+    .../set, .../get); the message says why."""
