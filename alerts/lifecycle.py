@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.orm import Session
 
-from monitor.db import dialect_insert_for
+from monitor.db import dialect_insert_for, won
 from monitor.engine import Finding
 from monitor.models import Alert, table
 
@@ -116,3 +117,33 @@ class AlertBook:
                 for f in findings
             ],
         )
+
+
+def claim(session: Session, alert_id: int, person_id: str, now: datetime) -> bool:
+    """ "I'm going": the person owns the alert and its escalation stops. False if someone
+    else claimed it first or it is no longer open."""
+    stmt = (
+        update(AL)
+        .where(AL.c.id == alert_id, AL.c.status == "open")
+        .values(status="claimed", claimed_by=person_id, claimed_at=now, next_escalation_at=None)
+    )
+    return won(session.execute(stmt))
+
+
+def resolve(
+    session: Session, alert_id: int, person_id: str, outcome: str, note: str, now: datetime
+) -> bool:
+    """Close an open or claimed alert with what was found. False if already resolved."""
+    stmt = (
+        update(AL)
+        .where(AL.c.id == alert_id, AL.c.status != "resolved")
+        .values(
+            status="resolved",
+            resolved_by=person_id,
+            resolved_at=now,
+            outcome=outcome,
+            note=note,
+            next_escalation_at=None,
+        )
+    )
+    return won(session.execute(stmt))

@@ -36,6 +36,9 @@ class Settings:
     settle_interval_s: float = 30.0
     health_interval_s: float = 300.0
     catch_up_s: float = 2.0
+    notify_interval_s: float = 5.0
+    # Where links in notifications point (the web app).
+    base_url: str = "http://127.0.0.1:8000"
 
     def __post_init__(self) -> None:
         if self.mqtt_protocol not in ("5", "3.1.1"):
@@ -64,4 +67,6 @@ class Settings:
             mqtt_ack=e.get("CURTAINWATCH_MQTT_ACK", "commit"),
             settle_interval_s=float(e.get("CURTAINWATCH_SETTLE_INTERVAL", "30")),
             health_interval_s=float(e.get("CURTAINWATCH_HEALTH_INTERVAL", "300")),
+            notify_interval_s=float(e.get("CURTAINWATCH_NOTIFY_INTERVAL", "5")),
+            base_url=e.get("CURTAINWATCH_BASE_URL", "http://127.0.0.1:8000"),
         )

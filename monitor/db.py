@@ -73,3 +73,8 @@ def upsert(
     else:
         stmt = stmt.on_conflict_do_update(index_elements=keys, set_=update(stmt.excluded))
     session.execute(stmt, rows)
+
+
+def won(result: Any) -> bool:
+    """Did a conditional UPDATE touch a row, i.e. did this instance claim the work?"""
+    return bool(getattr(result, "rowcount", 0))

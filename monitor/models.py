@@ -198,6 +198,32 @@ class Alert(Base):
     note: Mapped[str | None] = mapped_column(Text)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    # Set when a notification could not be delivered after every retry; shown to staff.
+    delivery_problem: Mapped[str | None] = mapped_column(Text)
+
+
+class Delivery(Base):
+    """One notification of one alert, at one escalation step, to one person over one of
+    their channels (index into Person.notify; the URL itself holds secrets and stays there).
+    The unique key means one message per alert per step per channel, however often the
+    escalation job runs."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("alert_id", "step", "person_id", "channel"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    step: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[int] = mapped_column(Integer)
+    scheme: Mapped[str] = mapped_column(String(32))  # ntfy, tgram, mailto... for display
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|gave_up
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
 
 
 class DeadLetter(Base):

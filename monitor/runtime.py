@@ -40,7 +40,9 @@ class Runtime:
         on_raised: Callable[..., None] | None = None,
         migrate: bool = True,
     ) -> None:
+        from alerts.escalation import Escalator
         from alerts.lifecycle import AlertBook
+        from alerts.notify import Notifier
         from sensors.ingest import Ingestor
 
         self.settings = settings
@@ -52,6 +54,8 @@ class Runtime:
         self.alerts = AlertBook(on_raised)
         self.engine = Engine(self.sessions, self.clock, self.alerts)
         self.ingestor = Ingestor(self.sessions, self.clock, self.engine.on_events)
+        self.escalator = Escalator(self.sessions, self.clock)
+        self.notifier = Notifier(self.sessions, self.clock, settings.base_url)
         self.source: MqttSource | None = None
         self.scheduler: BackgroundScheduler | None = None
 
@@ -87,6 +91,12 @@ class Runtime:
                 id="devices",
                 next_run_time=datetime.now().astimezone(),
             )
+            self.scheduler.add_job(
+                self._job(self.notify),
+                "interval",
+                seconds=self.settings.notify_interval_s,
+                id="notify",
+            )
             self.scheduler.start()
 
     def settle(self) -> int:
@@ -97,6 +107,11 @@ class Runtime:
                 return 0
             self.ingestor.wait_idle(timeout=60)
         return self.engine.settle_due()
+
+    def notify(self) -> None:
+        """The notification job: climb the escalation ladders, then send what is queued."""
+        self.escalator.escalate()
+        self.notifier.send_due()
 
     def stop(self) -> None:
         if self.scheduler:

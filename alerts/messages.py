@@ -1,0 +1,68 @@
+"""What a notification says: short, in the reader's language (zh-CN or en), who, where,
+what and since when, with a link. Pure functions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    kind: str
+    resident_name: str
+    building: str
+    unit: str
+    timezone: str
+    routine_kind: str | None
+    due: datetime | None
+    raised: datetime
+    device_id: str | None
+    detail: str
+
+
+WHAT = {
+    "en": {
+        "help": "asked for help (help card)",
+        "inactivity": "no activity at home",
+        "device_offline": "a sensor is offline",
+        "low_battery": "a sensor's battery is low",
+        "system": "system problem",
+        "curtain_open": "curtain not opened",
+        "curtain_close": "curtain not closed",
+        "light_on": "light not switched on",
+        "door": "door not used",
+        "activity": "no activity in the usual window",
+    },
+    "zh-CN": {
+        "help": "求助（求助卡）",
+        "inactivity": "家中长时间无活动",
+        "device_offline": "传感器离线",
+        "low_battery": "传感器电量低",
+        "system": "系统故障",
+        "curtain_open": "窗帘未按时拉开",
+        "curtain_close": "窗帘未按时拉上",
+        "light_on": "未按时开灯",
+        "door": "未见开门",
+        "activity": "常规时段内无活动",
+    },
+}
+SINCE = {"en": "since", "zh-CN": "自"}
+OPEN = {"en": "Open", "zh-CN": "查看"}
+
+
+def render(facts: AlertFacts, language: str, link: str) -> tuple[str, str]:
+    """(title, body) for one person. Unknown languages fall back to English."""
+    lang = language if language in WHAT else "en"
+    key = (
+        facts.routine_kind if facts.kind == "missed_routine" and facts.routine_kind else facts.kind
+    )
+    what = WHAT[lang].get(key, key)
+    where = f"{facts.building}-{facts.unit}" if facts.unit else facts.building
+    when = (facts.due or facts.raised).astimezone(ZoneInfo(facts.timezone)).strftime("%m-%d %H:%M")
+    title = f"{facts.resident_name} ({where}): {what}"
+    body = f"{title}, {SINCE[lang]} {when}."
+    if facts.device_id:
+        body += f" [{facts.device_id}]"
+    return title, f"{body}\n{OPEN[lang]}: {link}"

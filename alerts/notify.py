@@ -1,0 +1,144 @@
+"""Sends queued deliveries through Apprise (each person's notify URLs: ntfy, Telegram,
+WeCom, DingTalk, email, JSON webhooks...). Every attempt is recorded on the delivery;
+failures retry with back-off, and after the last try the alert carries a delivery problem
+for staff to see. Nothing is dropped silently.
+
+Sending happens outside any database transaction: a slow phone gateway must not hold a
+lock. Each delivery is first claimed with a conditional UPDATE (a short lease on
+`next_attempt_at`), so two instances never send the same message."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+import apprise
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.messages import AlertFacts, render
+from monitor.clock import Clock
+from monitor.db import won
+from monitor.models import Alert, Delivery, Person, Resident, Routine, table
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
+LEASE = timedelta(minutes=2)
+D = table(Delivery)
+
+Send = Callable[[str, str, str], str | None]  # (url, title, body) -> error or None
+
+
+def apprise_send(url: str, title: str, body: str) -> str | None:
+    """Send one message; None when delivered, else the reason Apprise gave."""
+    client = apprise.Apprise()
+    if not client.add(url):
+        return f"not a notification URL Apprise understands ({url.split('://', 1)[0]}://…)"
+    with apprise.LogCapture(level=logging.WARNING) as logs:
+        ok = client.notify(title=title, body=body)
+    return None if ok else (logs.getvalue().strip().splitlines() or ["delivery failed"])[-1]
+
+
+class Notifier:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        base_url: str,
+        send: Send = apprise_send,
+        batch: int = 100,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.send = send
+        self.batch = batch
+
+    def send_due(self) -> int:
+        """Send every delivery whose time has come; returns how many were attempted."""
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            due = session.execute(
+                select(D.c.id, D.c.next_attempt_at)
+                .where(D.c.status == "pending", D.c.next_attempt_at <= now)
+                .order_by(D.c.next_attempt_at)
+                .limit(self.batch)
+            ).all()
+            mine = [
+                did
+                for did, old in due
+                if won(
+                    session.execute(
+                        update(D)
+                        .where(D.c.id == did, D.c.next_attempt_at == old)
+                        .values(next_attempt_at=now + LEASE)
+                    )
+                )
+            ]
+        for did in mine:
+            self._attempt(did)
+        return len(mine)
+
+    def _attempt(self, delivery_id: int) -> None:
+        with self.sessions() as session:
+            d = session.get(Delivery, delivery_id)
+            assert d is not None
+            alert = session.get(Alert, d.alert_id)
+            person = session.get(Person, d.person_id)
+            if alert is None or person is None or d.channel >= len(person.notify):
+                error: str | None = "recipient or channel no longer exists"
+            elif alert.status != "open" and d.step > 0:
+                # claimed or resolved meanwhile: the ladder stopped, so do later steps
+                self._finish(d.id, None, skipped=True)
+                return
+            else:
+                title, body = render(
+                    _facts(session, alert), person.language, f"{self.base_url}/alerts/{alert.id}"
+                )
+                error = self.send(person.notify[d.channel], title, body)
+        self._finish(delivery_id, error)
+
+    def _finish(self, delivery_id: int, error: str | None, skipped: bool = False) -> None:
+        now = self.clock.now()
+        with self.sessions.begin() as session:
+            d = session.get(Delivery, delivery_id)
+            assert d is not None
+            d.attempts += 0 if skipped else 1
+            if skipped:
+                d.status, d.next_attempt_at, d.last_error = "skipped", None, "alert no longer open"
+            elif error is None:
+                d.status, d.sent_at, d.next_attempt_at, d.last_error = "sent", now, None, None
+            elif d.attempts <= len(BACKOFF):
+                d.last_error, d.next_attempt_at = error, now + BACKOFF[d.attempts - 1]
+                log.warning(
+                    "delivery %s to %s failed (try %s): %s", d.id, d.person_id, d.attempts, error
+                )
+            else:
+                d.status, d.last_error, d.next_attempt_at = "gave_up", error, None
+                alert = session.get(Alert, d.alert_id)
+                if alert is not None:
+                    problem = (
+                        f"could not reach {d.person_id} via {d.scheme} after "
+                        f"{d.attempts} tries: {error}"
+                    )
+                    alert.delivery_problem = problem
+                log.error("delivery %s to %s gave up: %s", d.id, d.person_id, error)
+
+
+def _facts(session: Session, alert: Alert) -> AlertFacts:
+    resident = session.get(Resident, alert.resident_id) if alert.resident_id else None
+    routine = session.get(Routine, alert.routine_id) if alert.routine_id else None
+    return AlertFacts(
+        kind=alert.kind,
+        resident_name=resident.name if resident else "-",
+        building=resident.building if resident else "-",
+        unit=resident.unit if resident else "",
+        timezone=resident.timezone if resident else "UTC",
+        routine_kind=routine.kind if routine else None,
+        due=alert.due_at,
+        raised=alert.raised_at,
+        device_id=alert.device_id,
+        detail=alert.detail,
+    )
