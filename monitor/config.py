@@ -39,6 +39,8 @@ class Settings:
     notify_interval_s: float = 5.0
     # Where links in notifications point (the web app).
     base_url: str = "http://127.0.0.1:8000"
+    # Signs the one-tap links in notifications; empty = generated once, kept in the database.
+    secret_key: str = ""
 
     def __post_init__(self) -> None:
         if self.mqtt_protocol not in ("5", "3.1.1"):
@@ -69,4 +71,5 @@ class Settings:
             health_interval_s=float(e.get("CURTAINWATCH_HEALTH_INTERVAL", "300")),
             notify_interval_s=float(e.get("CURTAINWATCH_NOTIFY_INTERVAL", "5")),
             base_url=e.get("CURTAINWATCH_BASE_URL", "http://127.0.0.1:8000"),
+            secret_key=e.get("CURTAINWATCH_SECRET_KEY", ""),
         )

@@ -249,6 +249,33 @@ class Person(Base):
     resident_id: Mapped[str | None] = mapped_column(String(64))
     consent: Mapped[date | None] = mapped_column(Date)
     notify: Mapped[list[Any]] = mapped_column(default=list)
+    # [{"days": ["mon", ...], "from": "HH:MM", "to": "HH:MM"}]; empty = always on duty.
+    rota: Mapped[list[Any]] = mapped_column(default=list)
+    # {"from": "22:00", "to": "07:00"}: hold non-urgent messages until it ends.
+    quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Silence(Base):
+    """Staff-set quiet for a building or one resident (e.g. a planned power cut): alerts
+    are still recorded but nobody is notified while it lasts."""
+
+    __tablename__ = "silences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    building: Mapped[str | None] = mapped_column(String(64))
+    resident_id: Mapped[str | None] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]
+
+
+class AppSetting(Base):
+    """Small pieces of state every instance must share, e.g. the key that signs links."""
+
+    __tablename__ = "app_settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
 
 
 def table(model: type[Base]) -> Table:

@@ -28,3 +28,23 @@ def test_db_upgrade_twice_is_harmless(db_url: str, capsys: pytest.CaptureFixture
     assert main(["--database", db_url, "db", "upgrade"]) == 0
     assert main(["--database", db_url, "db", "upgrade"]) == 0
     assert capsys.readouterr().out.count("is up to date") == 2
+
+
+def test_upgrade_from_the_first_migration_keeps_data(db_url: str) -> None:
+    upgrade(db_url, "0001")
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO people (id, name, role, language, buildings, notify) "
+            "VALUES ('v-li', 'Li Ming', 'volunteer', 'zh-CN', '[\"3\"]', '[]')"))
+        conn.execute(text(
+            "INSERT INTO alerts (resident_id, kind, cause, severity, status, detail, raised_at,"
+            " last_raised_at, repeats, escalation_level) VALUES ('r-1', 'help', 'help',"
+            " 'critical', 'open', '', '2026-11-23 01:00:00', '2026-11-23 01:00:00', 0, 0)"))
+    upgrade(db_url)
+    with engine.connect() as conn:
+        person = conn.execute(text("SELECT name, buildings, rota FROM people")).one()
+        alert = conn.execute(text("SELECT kind, status, delivery_problem FROM alerts")).one()
+    engine.dispose()
+    assert tuple(person) == ("Li Ming", '["3"]', "[]")
+    assert tuple(alert) == ("help", "open", None)
