@@ -1,113 +1,235 @@
-"""The escalation ladder: an unclaimed alert notifies the volunteers covering the
+"""The escalation ladder: an unclaimed alert notifies the volunteers on duty for the
 resident's building at once, staff after the configured wait, then family members who
 consented. Like the settle loop, one query finds the alerts whose `next_escalation_at` has
 come; a conditional UPDATE on `escalation_level` claims each step, and the unique key on
 deliveries means one message per alert per step per channel even if two instances run.
 
-Device alerts (offline sensor, low battery) go to staff only: a dead sensor must not page a
-volunteer at night or a family far away."""
+Also, Alertmanager-style sense:
+- device alerts (offline sensor, low battery) go to staff only;
+- no volunteer on duty for the building: staff hear at once instead;
+- a claimed alert not resolved in time reminds the claimer, then tells staff;
+- a silence for a building or resident holds its ladders until it ends (help excepted);
+- quiet hours hold a person's non-critical messages until they end;
+- a burst of missed windows in one tick (a broker or network outage, not twenty
+  emergencies) becomes one system alert to staff."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.duty import on_duty, quiet_until
 from monitor.clock import Clock
 from monitor.db import upsert, won
-from monitor.models import Alert, Community, Delivery, Person, Resident, table
+from monitor.models import Alert, Community, Delivery, Person, Resident, Silence, table
 
 DEFAULT_LADDER = [
     {"after_s": 0, "notify": "volunteers"},
     {"after_s": 15 * 60, "notify": "staff"},
     {"after_s": 30 * 60, "notify": "family"},
 ]
-STAFF_ONLY = ("device_offline", "low_battery")
+STAFF_ONLY = ("device_offline", "low_battery", "system")
+REMIND_CLAIMER, REMIND_STAFF, GROUPED = 100, 101, 99  # ladder levels past the normal steps
+REMIND_STAFF_AFTER = timedelta(minutes=15)
+BURST = 10
+AL = table(Alert)
+
+
+@dataclass(frozen=True)
+class _Context:
+    now: datetime
+    ladder: list[dict[str, Any]]
+    people: Sequence[Person]
+    residents: dict[str, Resident]
+    silences: Sequence[Silence]
 
 
 class Escalator:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, burst: int = BURST) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.burst = burst
 
     def escalate(self) -> int:
-        """Take every due alert one step up its ladder; returns how many steps were taken."""
+        """Take every due alert one step; returns how many steps were taken."""
         now = self.clock.now()
-        taken = 0
         with self.sessions.begin() as session:
             community = session.get(Community, 1)
-            ladder = community.escalation if community and community.escalation else DEFAULT_LADDER
-            ladder = sorted(ladder, key=lambda s: s["after_s"])
+            ladder = sorted(
+                (community.escalation if community and community.escalation else DEFAULT_LADDER),
+                key=lambda s: s["after_s"],
+            )
             due = session.scalars(
                 select(Alert)
-                .where(Alert.status == "open", Alert.next_escalation_at <= now)
+                .where(Alert.status.in_(("open", "claimed")), Alert.next_escalation_at <= now)
                 .order_by(Alert.next_escalation_at)
                 .limit(500)
             ).all()
-            people = session.scalars(select(Person)).all()
-            buildings = {
-                rid: b for rid, b in session.execute(select(Resident.id, Resident.building))
-            }
-            for alert in due:
-                taken += self._step(session, alert, ladder, people, buildings, now)
-        return taken
-
-    def _step(
-        self,
-        session: Session,
-        alert: Alert,
-        ladder: list[dict[str, Any]],
-        people: Any,
-        buildings: dict[str, str],
-        now: datetime,
-    ) -> int:
-        level = alert.escalation_level
-        steps = [{"after_s": 0, "notify": "staff"}] if alert.kind in STAFF_ONLY else ladder
-        nxt = level + 1
-        after_s = float(str(steps[nxt]["after_s"])) if nxt < len(steps) else 0.0
-        next_at = alert.raised_at + timedelta(seconds=after_s) if nxt < len(steps) else None
-        claimed = won(
-            session.execute(
-                update(table(Alert))
-                .where(table(Alert).c.id == alert.id, table(Alert).c.escalation_level == level)
-                .values(escalation_level=nxt, next_escalation_at=next_at)
+            if not due:
+                return 0
+            ctx = _Context(
+                now,
+                ladder,
+                session.scalars(select(Person)).all(),
+                {r.id: r for r in session.scalars(select(Resident))},
+                session.scalars(
+                    select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now)
+                ).all(),
             )
-        )
-        if not claimed or level >= len(steps):
+            fresh = [a for a in due if a.kind == "missed_routine" and a.escalation_level == 0]
+            if len(fresh) >= self.burst:
+                self._group(session, fresh, ctx)
+                due = [a for a in due if a not in fresh]
+            return sum(self._step(session, a, ctx) for a in due)
+
+    def _step(self, session: Session, alert: Alert, ctx: _Context) -> int:
+        level = alert.escalation_level
+        resident = ctx.residents.get(alert.resident_id or "")
+        silence = _silencing(ctx.silences, alert, resident)
+        if silence is not None:
+            _move(session, alert, level, level, silence.ends_at)
             return 0
-        target = str(steps[level]["notify"])
-        rows = [
+        if alert.status == "claimed":
+            step, nxt, next_at = (
+                (REMIND_CLAIMER, REMIND_CLAIMER, ctx.now + REMIND_STAFF_AFTER)
+                if level < REMIND_CLAIMER
+                else (REMIND_STAFF, REMIND_STAFF, None)
+            )
+            target = "claimer" if step == REMIND_CLAIMER else "staff"
+        else:
+            steps = [{"after_s": 0, "notify": "staff"}] if alert.kind in STAFF_ONLY else ctx.ladder
+            if level >= len(steps):
+                _move(session, alert, level, level, None)
+                return 0
+            step, nxt = level, level + 1
+            next_at = (
+                alert.raised_at + timedelta(seconds=float(str(steps[nxt]["after_s"])))
+                if nxt < len(steps)
+                else None
+            )
+            target = str(steps[level]["notify"])
+        if not _move(session, alert, level, nxt, next_at):
+            return 0  # another instance took this step
+        recipients = _recipients(target, alert, resident, ctx)
+        if target == "volunteers" and not recipients:
+            recipients = _recipients("staff", alert, resident, ctx)  # nobody on duty
+        _queue(session, alert, step, recipients, ctx.now, resident)
+        return 1
+
+    def _group(self, session: Session, alerts: list[Alert], ctx: _Context) -> None:
+        """Many windows missed in one tick: one system alert to staff instead of many pages."""
+        when = ctx.now.strftime("%H:%M UTC")
+        system = Alert(
+            resident_id=None,
+            kind="system",
+            cause=f"burst:{ctx.now.isoformat()}",
+            severity="critical",
+            status="open",
+            detail=(
+                f"{len(alerts)} routines missed at once at {when}: more likely a broker, "
+                f"network or power problem than {len(alerts)} emergencies. Check the "
+                "dashboard."
+            ),
+            raised_at=ctx.now,
+            last_raised_at=ctx.now,
+            repeats=0,
+            escalation_level=1,
+            next_escalation_at=None,
+        )
+        session.add(system)
+        session.flush()
+        for a in alerts:
+            if _move(session, a, 0, GROUPED, None):
+                a.detail = f"grouped into system alert #{system.id}"
+        _queue(session, system, 0, _recipients("staff", system, None, ctx), ctx.now, None)
+
+
+def _move(session: Session, alert: Alert, level: int, nxt: int, at: datetime | None) -> bool:
+    """Claim a step: only the instance that still sees `level` moves the alert on."""
+    return won(
+        session.execute(
+            update(AL)
+            .where(AL.c.id == alert.id, AL.c.escalation_level == level)
+            .values(escalation_level=nxt, next_escalation_at=at)
+        )
+    )
+
+
+def _silencing(
+    silences: Sequence[Silence], alert: Alert, resident: Resident | None
+) -> Silence | None:
+    if alert.kind == "help" or resident is None:
+        return None  # someone asking for help is never muted
+    return next(
+        (
+            s
+            for s in silences
+            if s.resident_id == resident.id or (s.building and s.building == resident.building)
+        ),
+        None,
+    )
+
+
+def _recipients(
+    target: str, alert: Alert, resident: Resident | None, ctx: _Context
+) -> list[Person]:
+    tz = ZoneInfo(resident.timezone) if resident else UTC
+    local = ctx.now.astimezone(tz).replace(tzinfo=None)
+    if target == "claimer":
+        return [p for p in ctx.people if p.id == alert.claimed_by]
+    if target == "volunteers":
+        return [
+            p
+            for p in ctx.people
+            if p.role == "volunteer"
+            and resident is not None
+            and resident.building in (p.buildings or [])
+            and on_duty(p.rota or [], local)
+        ]
+    if target == "staff":
+        return [p for p in ctx.people if p.role == "staff"]
+    # Family only ever hear about their own relative, and only with recorded consent.
+    return [
+        p
+        for p in ctx.people
+        if p.role == "family" and p.resident_id == alert.resident_id and p.consent is not None
+    ]
+
+
+def _queue(
+    session: Session,
+    alert: Alert,
+    step: int,
+    people: list[Person],
+    now: datetime,
+    resident: Resident | None,
+) -> None:
+    tz = ZoneInfo(resident.timezone) if resident else UTC
+    rows = []
+    for p in people:
+        send_at = now
+        if alert.severity != "critical":
+            ends = quiet_until(p.quiet_hours, now.astimezone(tz).replace(tzinfo=None))
+            if ends is not None:
+                send_at = ends.replace(tzinfo=tz).astimezone(UTC)
+        rows += [
             {
                 "alert_id": alert.id,
-                "step": level,
+                "step": step,
                 "person_id": p.id,
                 "channel": i,
                 "scheme": url.split("://", 1)[0][:32],
                 "status": "pending",
                 "attempts": 0,
-                "next_attempt_at": now,
+                "next_attempt_at": send_at,
                 "created_at": now,
             }
-            for p in people
-            if _is_target(p, target, alert, buildings)
             for i, url in enumerate(p.notify)
         ]
-        upsert(session, table(Delivery), rows, ["alert_id", "step", "person_id", "channel"])
-        return 1
-
-
-def _is_target(person: Person, target: str, alert: Alert, buildings: dict[str, str]) -> bool:
-    if target == "volunteers":
-        return person.role == "volunteer" and buildings.get(alert.resident_id or "") in (
-            person.buildings or []
-        )
-    if target == "staff":
-        return person.role == "staff"
-    # Family only ever hear about their own relative, and only with recorded consent.
-    return (
-        person.role == "family"
-        and person.resident_id == alert.resident_id
-        and person.consent is not None
-    )
+    upsert(session, table(Delivery), rows, ["alert_id", "step", "person_id", "channel"])

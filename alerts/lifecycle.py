@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, text, update
 from sqlalchemy.orm import Session
@@ -119,13 +119,28 @@ class AlertBook:
         )
 
 
-def claim(session: Session, alert_id: int, person_id: str, now: datetime) -> bool:
-    """ "I'm going": the person owns the alert and its escalation stops. False if someone
-    else claimed it first or it is no longer open."""
+CLAIM_TIMEOUT = timedelta(minutes=60)
+
+
+def claim(
+    session: Session,
+    alert_id: int,
+    person_id: str,
+    now: datetime,
+    remind_after: timedelta = CLAIM_TIMEOUT,
+) -> bool:
+    """ "I'm going": the person owns the alert and its ladder stops; if it is still not
+    resolved after `remind_after`, the claimer is reminded, then staff told. False if
+    someone else claimed it first or it is no longer open."""
     stmt = (
         update(AL)
         .where(AL.c.id == alert_id, AL.c.status == "open")
-        .values(status="claimed", claimed_by=person_id, claimed_at=now, next_escalation_at=None)
+        .values(
+            status="claimed",
+            claimed_by=person_id,
+            claimed_at=now,
+            next_escalation_at=now + remind_after,
+        )
     )
     return won(session.execute(stmt))
 

@@ -61,7 +61,11 @@ def render(facts: AlertFacts, language: str, link: str) -> tuple[str, str]:
     what = WHAT[lang].get(key, key)
     where = f"{facts.building}-{facts.unit}" if facts.unit else facts.building
     when = (facts.due or facts.raised).astimezone(ZoneInfo(facts.timezone)).strftime("%m-%d %H:%M")
-    title = f"{facts.resident_name} ({where}): {what}"
+    title = (
+        f"{what}: {facts.detail}"
+        if facts.kind == "system"
+        else f"{facts.resident_name} ({where}): {what}"
+    )
     body = f"{title}, {SINCE[lang]} {when}."
     if facts.device_id:
         body += f" [{facts.device_id}]"

@@ -17,6 +17,7 @@ import apprise
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.escalation import REMIND_CLAIMER
 from alerts.messages import AlertFacts, render
 from monitor.clock import Clock
 from monitor.db import won
@@ -39,6 +40,12 @@ def apprise_send(url: str, title: str, body: str) -> str | None:
     with apprise.LogCapture(level=logging.WARNING) as logs:
         ok = client.notify(title=title, body=body)
     return None if ok else (logs.getvalue().strip().splitlines() or ["delivery failed"])[-1]
+
+
+def superseded(status: str, step: int) -> bool:
+    """A queued message no longer worth sending: the alert is resolved, or someone claimed
+    it and this message belongs to the ladder the claim stopped (reminders still go)."""
+    return status == "resolved" or (status == "claimed" and step < REMIND_CLAIMER)
 
 
 class Notifier:
@@ -89,8 +96,7 @@ class Notifier:
             person = session.get(Person, d.person_id)
             if alert is None or person is None or d.channel >= len(person.notify):
                 error: str | None = "recipient or channel no longer exists"
-            elif alert.status != "open" and d.step > 0:
-                # claimed or resolved meanwhile: the ladder stopped, so do later steps
+            elif superseded(alert.status, d.step):
                 self._finish(d.id, None, skipped=True)
                 return
             else:

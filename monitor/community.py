@@ -78,6 +78,19 @@ class ResidentSpec:
     away: list[tuple[date, date]] = field(default_factory=list)
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class DutySpell:
+    """On duty on these weekdays (0 = Monday) from `start` to `end` local time; an end at
+    or before the start runs past midnight."""
+
+    days: tuple[int, ...]
+    start: time
+    end: time
+
+
 @dataclass(frozen=True)
 class PersonSpec:
     id: str
@@ -88,6 +101,8 @@ class PersonSpec:
     resident: str | None = None
     consent: date | None = None
     notify: list[str] = field(default_factory=list)
+    rota: list[DutySpell] = field(default_factory=list)
+    quiet_hours: tuple[time, time] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +160,21 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError(f'{_show(value)} is not a duration (expected like "15m" or "1h")')
     h, mi, s = (int(g) if g else 0 for g in m.groups())
     return timedelta(hours=h, minutes=mi, seconds=s)
+
+
+def _weekdays(raw: Any) -> tuple[int, ...] | None:
+    """[mon, wed], "mon-fri" or "sat" -> weekday numbers (Monday = 0)."""
+    items = raw if isinstance(raw, list) else [raw]
+    days: list[int] = []
+    for item in items:
+        if not isinstance(item, str):
+            return None
+        first, _, last = item.strip().lower().partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            return None
+        a, b = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        days.extend(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+    return tuple(sorted(set(days))) or None
 
 
 def _show(value: Any) -> str:
@@ -368,7 +398,18 @@ class _Validator:
         return (first, last) if first and last else None
 
     def person(self, raw: Any, path: str, residents: set[str]) -> PersonSpec | None:
-        fields = ("id", "name", "role", "language", "buildings", "resident", "consent", "notify")
+        fields = (
+            "id",
+            "name",
+            "role",
+            "language",
+            "buildings",
+            "resident",
+            "consent",
+            "notify",
+            "rota",
+            "quiet_hours",
+        )
         p = self.mapping(raw, path, fields)
         if p is None:
             return None
@@ -396,6 +437,18 @@ class _Validator:
             self.bad(f"{path}.resident", f"{_show(resident)} is not a resident in this file")
         if role == "volunteer" and not buildings:
             self.bad(f"{path}.buildings", "a volunteer needs the buildings they cover")
+        rota = [
+            spell
+            for i, item in enumerate(self.items(p.get("rota"), f"{path}.rota"))
+            if (spell := self.spell(item, f"{path}.rota[{i}]")) is not None
+        ]
+        quiet = None
+        if p.get("quiet_hours") is not None:
+            q = self.mapping(p["quiet_hours"], f"{path}.quiet_hours", ("from", "to"))
+            if q is not None:
+                qs = self.field(q, "from", f"{path}.quiet_hours", parse_time)
+                qe = self.field(q, "to", f"{path}.quiet_hours", parse_time)
+                quiet = (qs, qe) if qs is not None and qe is not None else None
         if len(self.problems) > before or pid is None or name is None:
             return None
         return PersonSpec(
@@ -407,7 +460,25 @@ class _Validator:
             str(resident) if resident else None,
             consent,
             [str(u) for u in notify],
+            rota,
+            quiet,
         )
+
+    def spell(self, raw: Any, path: str) -> DutySpell | None:
+        r = self.mapping(raw, path, ("days", "from", "to"))
+        if r is None:
+            return None
+        days = _weekdays(r.get("days", "mon-sun"))
+        if days is None:
+            self.bad(
+                f"{path}.days",
+                f'{_show(r.get("days"))} is not a list of weekdays (like [mon, wed] or "mon-fri")',
+            )
+        start = self.field(r, "from", path, parse_time)
+        end = self.field(r, "to", path, parse_time)
+        if days is None or start is None or end is None:
+            return None
+        return DutySpell(days, start, end)
 
     def step(self, raw: Any, path: str) -> EscalationStep | None:
         s = self.mapping(raw, path, ("after", "notify"))

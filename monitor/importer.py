@@ -52,6 +52,15 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
         person.name, person.role, person.language = p.name, p.role, p.language
         person.buildings, person.resident_id, person.consent = p.buildings, p.resident, p.consent
         person.notify = p.notify
+        person.rota = [
+            {"days": list(r.days), "from": f"{r.start:%H:%M}", "to": f"{r.end:%H:%M}"}
+            for r in p.rota
+        ]
+        person.quiet_hours = (
+            {"from": f"{p.quiet_hours[0]:%H:%M}", "to": f"{p.quiet_hours[1]:%H:%M}"}
+            if p.quiet_hours
+            else None
+        )
         session.add(person)
     session.flush()
     return {
