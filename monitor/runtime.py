@@ -6,7 +6,8 @@ monitor); the rest of monitor/ stays free of MQTT and HTTP."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,11 +15,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor.appsettings import secret_key
 from monitor.clock import Clock, SystemClock
 from monitor.community import load_community
 from monitor.config import Settings
 from monitor.db import make_engine, session_factory, upgrade
-from monitor.engine import Engine
+from monitor.engine import Engine, NewEvent
 from monitor.importer import apply_community
 
 if TYPE_CHECKING:
@@ -55,9 +57,17 @@ class Runtime:
         self.engine = Engine(self.sessions, self.clock, self.alerts)
         self.ingestor = Ingestor(self.sessions, self.clock, self.engine.on_events)
         self.escalator = Escalator(self.sessions, self.clock)
-        self.notifier = Notifier(self.sessions, self.clock, settings.base_url)
+        self.notifier = Notifier(
+            self.sessions,
+            self.clock,
+            settings.base_url,
+            link_key=secret_key(self.sessions, settings.secret_key),
+        )
         self.source: MqttSource | None = None
         self.scheduler: BackgroundScheduler | None = None
+        self._notifying: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
 
     def import_community(self, text: str) -> dict[str, int]:
         spec = load_community(text)
@@ -91,13 +101,14 @@ class Runtime:
                 id="devices",
                 next_run_time=datetime.now().astimezone(),
             )
-            self.scheduler.add_job(
-                self._job(self.notify),
-                "interval",
-                seconds=self.settings.notify_interval_s,
-                id="notify",
-            )
             self.scheduler.start()
+            # Notifications run in a loop of their own that a help card can wake at once,
+            # rather than waiting for the next tick of a scheduled job.
+            self._notifying = threading.Thread(
+                target=self._notify_loop, daemon=True, name="curtainwatch-notify"
+            )
+            self._notifying.start()
+            self.ingestor.after_commit = self._wake_for_help
 
     def settle(self) -> int:
         """The settle job: after a (re)connect, first store what queued on the broker while
@@ -109,11 +120,27 @@ class Runtime:
         return self.engine.settle_due()
 
     def notify(self) -> None:
-        """The notification job: climb the escalation ladders, then send what is queued."""
+        """Climb the escalation ladders, then send what is queued."""
         self.escalator.escalate()
         self.notifier.send_due()
 
+    def _notify_loop(self) -> None:
+        run = self._job(self.notify)
+        while not self._stopping.is_set():
+            run()
+            self._wake.wait(self.settings.notify_interval_s)
+            self._wake.clear()
+
+    def _wake_for_help(self, events: Sequence[NewEvent]) -> None:
+        if any(e.kind == "help" and e.value == "help" for e in events):
+            self._wake.set()
+
     def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._notifying:
+            self._notifying.join()
+            self._notifying = None
         if self.scheduler:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None

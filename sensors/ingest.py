@@ -15,22 +15,26 @@ import time as time_mod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock
 from monitor.db import upsert
 from monitor.engine import BATTERY_SILENCE, NewEvent
-from monitor.models import DeadLetter, Device, Event, UnknownDevice
+from monitor.models import DeadLetter, Device, Event, UnknownDevice, table
 from sensors.adapters import parse
 from sensors.interpret import interpret
 from sensors.readings import IgnoredTopic, PayloadError, Reading
 
 log = logging.getLogger(__name__)
 
-D = Device.__table__
+D = table(Device)
 Ack = Callable[[], None]
+"""Acknowledges one message once it is stored. An ack that also has an `ack_together`
+attribute (a function taking a list of such acks) is acknowledged together with the others
+of its batch, in one call (sensors.mqtt sends a batch's PUBACKs as one write that way)."""
 
 
 @dataclass
@@ -75,9 +79,15 @@ OnEvents = Callable[[Session, Sequence[NewEvent]], None]
 
 
 class Ingestor:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, on_events: OnEvents,
-                 batch_size: int = 2000, max_delay: float = 0.05,
-                 registry_refresh: float = 60.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Clock,
+        on_events: OnEvents,
+        batch_size: int = 2000,
+        max_delay: float = 0.05,
+        registry_refresh: float = 60.0,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.on_events = on_events
@@ -92,14 +102,23 @@ class Ingestor:
         self._done = threading.Condition()
         self._submitted = 0
         self._stored = 0
+        # Told of each committed batch's new events (the runtime wakes the notifier for help).
+        self.after_commit: Callable[[Sequence[NewEvent]], None] | None = None
 
     # -- registry ------------------------------------------------------------------------
 
     def reload_registry(self) -> None:
         with self.sessions() as session:
             self._registry = {
-                r.id: _DeviceState(r.resident_id, r.kind, r.light_threshold, r.state, r.battery,
-                                   r.online, r.last_seen)
+                r.id: _DeviceState(
+                    r.resident_id,
+                    r.kind,
+                    r.light_threshold,
+                    r.state,
+                    r.battery,
+                    r.online,
+                    r.last_seen,
+                )
                 for r in session.execute(select(D))
             }
         self._loaded_at = time_mod.monotonic()
@@ -126,9 +145,9 @@ class Ingestor:
         self.stats.dead_letters += len(batch.dead)
         self.stats.unknown += len(batch.unknown)
         self.stats.batches += 1
-        for m in messages:
-            if m.ack:
-                m.ack()
+        _acknowledge(messages)
+        if self.after_commit and batch.events:
+            self.after_commit(batch.events)
 
     def _read(self, m: Message, batch: _Batch) -> None:
         try:
@@ -140,11 +159,13 @@ class Ingestor:
         except PayloadError as exc:
             self._dead(batch, m, str(exc))
             return
+        unknown_here: set[str] = set()
         for reading in readings:
             self.stats.readings += 1
             device = self._registry.get(reading.device_id)
             if device is None:
-                if reading.kind == "seen":  # every message ends with one: count it once
+                if reading.device_id not in unknown_here:  # one message, counted once
+                    unknown_here.add(reading.device_id)
                     self._unknown(batch, m, reading.device_id)
                 continue
             try:
@@ -152,8 +173,14 @@ class Ingestor:
             except PayloadError as exc:
                 self._dead(batch, m, str(exc))
 
-    def _apply(self, reading: Reading, device: _DeviceState, received_at: datetime,
-               batch: _Batch, device_id: str) -> None:
+    def _apply(
+        self,
+        reading: Reading,
+        device: _DeviceState,
+        received_at: datetime,
+        batch: _Batch,
+        device_id: str,
+    ) -> None:
         batch.devices[device_id] = device
         if device.last_seen is None or received_at > device.last_seen:
             device.last_seen = received_at
@@ -168,43 +195,67 @@ class Ingestor:
         if value is None or value == device.state:
             return
         device.state = value
-        batch.events.append(NewEvent(device.resident_id, device_id, device.kind, value,
-                                     reading.ts or received_at, received_at))
+        batch.events.append(
+            NewEvent(
+                device.resident_id,
+                device_id,
+                device.kind,
+                value,
+                reading.ts or received_at,
+                received_at,
+            )
+        )
 
     def _dead(self, batch: _Batch, m: Message, error: str) -> None:
         log.warning("dead letter on %s: %s", m.topic, error)
-        batch.dead.append({"topic": m.topic, "payload": m.payload, "error": error,
-                           "received_at": m.received_at})
+        batch.dead.append(
+            {"topic": m.topic, "payload": m.payload, "error": error, "received_at": m.received_at}
+        )
 
     def _unknown(self, batch: _Batch, m: Message, device_id: str) -> None:
         seen = batch.unknown.get(device_id)
         if seen is None:
             log.info("unknown device %s on %s", device_id, m.topic)
             seen = batch.unknown[device_id] = {
-                "id": device_id[:200], "topic": m.topic[:400], "first_seen": m.received_at,
-                "messages": 0}
+                "id": device_id[:200],
+                "topic": m.topic[:400],
+                "first_seen": m.received_at,
+                "messages": 0,
+            }
         seen["messages"] = int(str(seen["messages"])) + 1
         seen["last_seen"] = m.received_at
         seen["last_payload"] = m.payload[:1000].decode("utf-8", "replace")
 
     def _write(self, session: Session, batch: _Batch) -> None:
         if batch.events:
-            session.execute(insert(Event.__table__), [
-                {"resident_id": e.resident_id, "device_id": e.device_id, "kind": e.kind,
-                 "value": e.value, "ts": e.ts, "received_at": e.received_at}
-                for e in batch.events])
+            _INSERT_EVENTS.execute(
+                session,
+                [
+                    (e.resident_id, e.device_id, e.kind, e.value, e.ts, e.received_at)
+                    for e in batch.events
+                ],
+            )
         if batch.devices:
-            session.execute(
-                update(D).where(D.c.id == bindparam("did")).values(
-                    state=bindparam("s"), last_seen=bindparam("seen"), battery=bindparam("b"),
-                    online=bindparam("on"), alive_until=bindparam("until")),
-                [{"did": did, "s": d.state, "seen": d.last_seen, "b": d.battery, "on": d.online,
-                  "until": _alive_until(d)} for did, d in batch.devices.items()])
+            _UPDATE_DEVICES.execute(
+                session,
+                [
+                    (did, d.state, d.last_seen, d.battery, d.online, _alive_until(d))
+                    for did, d in batch.devices.items()
+                ],
+            )
         if batch.dead:
-            session.execute(insert(DeadLetter.__table__), batch.dead)
-        upsert(session, UnknownDevice.__table__, list(batch.unknown.values()), ["id"],
-               lambda ex: {"last_seen": ex.last_seen, "last_payload": ex.last_payload,
-                           "messages": UnknownDevice.__table__.c.messages + ex.messages})
+            session.execute(insert(table(DeadLetter)), batch.dead)
+        upsert(
+            session,
+            table(UnknownDevice),
+            list(batch.unknown.values()),
+            ["id"],
+            lambda ex: {
+                "last_seen": ex.last_seen,
+                "last_payload": ex.last_payload,
+                "messages": table(UnknownDevice).c.messages + ex.messages,
+            },
+        )
         self.on_events(session, batch.events)
 
     # -- threaded path (live MQTT) --------------------------------------------------------
@@ -242,12 +293,17 @@ class Ingestor:
                 break
             pending = [first]
             # Gather what arrives within max_delay: one transaction for many messages.
+            # Take what is already queued without a timed wait (cheaper per message).
             deadline = time_mod.monotonic() + self.max_delay
+            get_nowait, get = self._queue.get_nowait, self._queue.get
             while len(pending) < self.batch_size:
                 try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time_mod.monotonic()))
+                    item = get_nowait()
                 except queue.Empty:
-                    break
+                    try:
+                        item = get(timeout=max(0.0, deadline - time_mod.monotonic()))
+                    except queue.Empty:
+                        break
                 if item is None:
                     stopping = True
                     break
@@ -267,6 +323,91 @@ class Ingestor:
         with self._done:
             self._stored += len(pending)
             self._done.notify_all()
+
+
+class _ManyRows:
+    """A statement run for many rows in one DBAPI executemany, the hot path of every batch.
+
+    Same SQL, same transaction and the same stored values as `session.execute(stmt, rows)`
+    (each value goes through its type's bind processor for the dialect, as SQLAlchemy does),
+    minus SQLAlchemy's per-row parameter assembly, which cost ~10 us a row: a fifth of the
+    ingestor's time with 2000-message batches. Dialects with named paramstyles (psycopg) take
+    the ordinary path. Rows are tuples in the order of `names` (the statement's bind names).
+    """
+
+    def __init__(self, stmt: Insert | Update, names: Sequence[str]) -> None:
+        self.stmt = stmt
+        self.names = tuple(names)
+        self._plans: dict[str, _Plan | None] = {}
+
+    def execute(self, session: Session, rows: Sequence[tuple[Any, ...]]) -> None:
+        conn = session.connection()
+        dialect = conn.dialect
+        if dialect.name not in self._plans:
+            self._plans[dialect.name] = self._plan(dialect)
+        plan = self._plans[dialect.name]
+        if plan is None:
+            session.execute(self.stmt, [dict(zip(self.names, row, strict=True)) for row in rows])
+            return
+        sql, columns = plan
+        conn.exec_driver_sql(
+            sql,
+            [
+                tuple([row[i] if proc is None else proc(row[i]) for i, proc in columns])
+                for row in rows
+            ],
+        )
+
+    def _plan(self, dialect: Dialect) -> _Plan | None:
+        """(SQL text, [(index in a row, bind processor)] in the SQL's parameter order), or
+        None when the dialect does not take positional parameters."""
+        compiled: Any = self.stmt.compile(dialect=dialect)
+        order = compiled.positiontup
+        if not compiled.positional or order is None or set(order) != set(self.names):
+            return None
+        columns: list[tuple[int, _Processor | None]] = []
+        for name in order:
+            impl = compiled.binds[name].type.dialect_impl(dialect)
+            columns.append((self.names.index(name), impl.bind_processor(dialect)))
+        return compiled.string, columns
+
+
+_Processor = Callable[[Any], Any]
+_Plan = tuple[str, list[tuple[int, _Processor | None]]]
+_EVENT_COLUMNS = ("resident_id", "device_id", "kind", "value", "ts", "received_at")
+
+
+_INSERT_EVENTS = _ManyRows(
+    insert(table(Event)).values({c: bindparam(c) for c in _EVENT_COLUMNS}), _EVENT_COLUMNS
+)
+_UPDATE_DEVICES = _ManyRows(
+    update(D)
+    .where(D.c.id == bindparam("did"))
+    .values(
+        state=bindparam("s"),
+        last_seen=bindparam("seen"),
+        battery=bindparam("b"),
+        online=bindparam("on"),
+        alive_until=bindparam("until"),
+    ),
+    ("did", "s", "seen", "b", "on", "until"),
+)
+
+
+def _acknowledge(messages: Sequence[Message]) -> None:
+    """Call each message's ack, in order; acks that can go together (`ack_together`) are
+    handed over as one list per group instead of one call each."""
+    together: dict[Callable[[list[Ack]], None], list[Ack]] = {}
+    for m in messages:
+        if m.ack is None:
+            continue
+        group = getattr(m.ack, "ack_together", None)
+        if group is None:
+            m.ack()
+        else:
+            together.setdefault(group, []).append(m.ack)
+    for ack_all, acks in together.items():
+        ack_all(acks)
 
 
 def _alive_until(d: _DeviceState) -> datetime | None:

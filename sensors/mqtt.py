@@ -5,8 +5,10 @@ has committed it, so a crash means redelivery, never loss. Reconnects by itself.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -14,7 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from monitor.config import Settings
-from sensors.ingest import Ingestor
+from sensors.ingest import Ack, Ingestor
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,42 @@ class MqttSource:
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         mid, qos = msg.mid, msg.qos
+        if qos == 1 and self.ack_on_commit:
+            self.ingestor.submit(msg.topic, bytes(msg.payload), _PubAck(client, mid, self._ack_all))
+            return
 
         def ack() -> None:
             client.ack(mid, qos)
 
         needs_ack = qos > 0 and self.ack_on_commit
         self.ingestor.submit(msg.topic, bytes(msg.payload), ack if needs_ack else None)
+
+    def _ack_all(self, acks: list[Ack]) -> None:
+        """Acknowledge a stored batch: its PUBACKs go out as one write, not one write (and
+        one wake-up of the network thread) each. Byte for byte what client.ack() sends."""
+        queue_packet = getattr(self.client, "_packet_queue", None)  # paho 2.x internal
+        pubacks = [a for a in acks if isinstance(a, _PubAck) and a.client is self.client]
+        if queue_packet is None or len(pubacks) != len(acks):
+            for a in acks:
+                a()
+            return
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, a.mid) for a in pubacks])
+        queue_packet(mqtt.PUBACK, packet, 0, 1)
+
+
+_PUBACK = struct.Struct("!BBH")  # fixed header, remaining length 2, packet id (MQTT 3.1.1 and 5)
+
+
+class _PubAck:
+    """The ack of one QoS 1 message; `ack_together` lets the ingestor ack a batch at once."""
+
+    __slots__ = ("client", "mid", "ack_together")
+
+    def __init__(self, client: mqtt.Client, mid: int,
+                 ack_together: Callable[[list[Ack]], None]) -> None:
+        self.client = client
+        self.mid = mid
+        self.ack_together = ack_together
+
+    def __call__(self) -> None:
+        self.client.ack(self.mid, 1)
