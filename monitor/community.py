@@ -5,8 +5,9 @@ e.g. `residents[2].routines[0].end: "25:00" is not a time`."""
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +32,7 @@ ROUTINE_MATCH: dict[str, tuple[str | None, str | None]] = {
     "help": ("help", "help"),
 }
 
+MAX_DURATION_MIN = 7 * 24 * 60
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -57,13 +59,15 @@ class RoutineSpec:
     end: time | None = None
     grace: timedelta = timedelta(0)
     hours: float | None = None
+    # What identifies this routine of a resident across imports: its kind and its place
+    # among routines of that kind, so editing a window's times updates it in place.
+    slot: str = ""
 
     @property
-    def slot(self) -> str:
-        """What identifies this routine of a resident across imports."""
+    def label(self) -> str:
         if self.start is None or self.end is None:
             return self.kind
-        return f"{self.kind}@{self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{self.kind} {self.start:%H:%M}–{self.end:%H:%M}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ class PersonSpec:
     notify: list[str] = field(default_factory=list)
     rota: list[DutySpell] = field(default_factory=list)
     quiet_hours: tuple[time, time] | None = None
+    digest: time | None = None  # family: daily digest at this local time
 
 
 @dataclass(frozen=True)
@@ -119,14 +124,29 @@ class CommunitySpec:
     escalation: list[EscalationStep] = field(default_factory=list)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: YAML's own date reader fails without saying
+    where (an unquoted 2026-02-30), so dates are checked here, with their path."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_community(text: str) -> CommunitySpec:
     """Parse YAML text into a CommunitySpec, or raise CommunityError naming every problem."""
+    if not text.strip():
+        raise CommunityError(["the file is empty"])
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if "\\t" in problem or "\t" in problem:
+            problem += "; indent with spaces, not tabs"
         raise CommunityError([f"{where}not valid YAML ({problem})"]) from None
     v = _Validator()
     spec = v.community(raw)
@@ -137,12 +157,12 @@ def load_community(text: str) -> CommunitySpec:
 
 def parse_time(value: Any) -> time:
     """'07:30' -> time(7, 30). Raises ValueError with a message fit for a person."""
-    if isinstance(value, bool) or not isinstance(value, str):
-        if isinstance(value, int):
-            # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
-            hint = f"{value // 60:02d}:{value % 60:02d}"
-            raise ValueError(f'{value} is not a time; write times in quotes, like "{hint}"')
-        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM")')
+    if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 24 * 60:
+        # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
+        hint = f"{value // 60:02d}:{value % 60:02d}"
+        raise ValueError(f'{value} is not a time; write times in quotes, like "{hint}"')
+    if not isinstance(value, str):
+        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM", in quotes)')
     m = _TIME.match(value.strip())
     if not m:
         raise ValueError(f'{_show(value)} is not a time (expected "HH:MM", 00:00 to 23:59)')
@@ -150,16 +170,37 @@ def parse_time(value: Any) -> time:
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'15m', '1h30m', '90s' or a number of minutes -> timedelta."""
+    """'15m', '1h30m', '90s' or a number of minutes -> timedelta (at most a week)."""
+    bad = f'{_show(value)} is not a duration (expected like "15m" or "1h")'
     if isinstance(value, bool):
-        raise ValueError(f'{_show(value)} is not a duration (expected like "15m" or "1h")')
+        raise ValueError(bad)
     if isinstance(value, int) and value >= 0:
-        return timedelta(minutes=value)
+        minutes = value
+        if minutes > MAX_DURATION_MIN:
+            raise ValueError(f"{_show(value)} is longer than a week")
+        return timedelta(minutes=minutes)
     m = _DURATION.match(value.strip()) if isinstance(value, str) else None
     if not m or not any(m.groups()):
-        raise ValueError(f'{_show(value)} is not a duration (expected like "15m" or "1h")')
+        raise ValueError(bad)
     h, mi, s = (int(g) if g else 0 for g in m.groups())
+    if h * 60 + mi + s / 60 > MAX_DURATION_MIN:
+        raise ValueError(f"{_show(value)} is longer than a week")
     return timedelta(hours=h, minutes=mi, seconds=s)
+
+
+def _dicts(raw: Any) -> list[dict[str, Any]]:
+    """The mappings in a list, quietly (the list itself is checked where it is read)."""
+    return [x for x in raw if isinstance(x, dict)] if isinstance(raw, list) else []
+
+
+def _numbered(routines: list[RoutineSpec]) -> list[RoutineSpec]:
+    seen: dict[str, int] = {}
+    numbered = []
+    for x in routines:
+        n = seen.get(x.kind, 0)
+        seen[x.kind] = n + 1
+        numbered.append(replace(x, slot=f"{x.kind}#{n}"))
+    return numbered
 
 
 def _weekdays(raw: Any) -> tuple[int, ...] | None:
@@ -231,7 +272,7 @@ class _Validator:
             return None
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             self.bad(path, f'{_show(value)} is not a known time zone (like "Asia/Shanghai")')
             return None
         return value
@@ -257,14 +298,36 @@ class _Validator:
             for i, item in enumerate(self.items(top.get("residents"), "residents"))
             if (r := self.resident(item, f"residents[{i}]", tz or "UTC")) is not None
         ]
-        self.unique([r.id for r in residents], "residents", "resident id")
-        self.unique([d.id for r in residents for d in r.devices], "residents", "device id")
+        raw_residents = _dicts(top.get("residents"))
+        self.unique(
+            [(f"residents[{i}]", str(x.get("id"))) for i, x in enumerate(raw_residents)],
+            "resident id",
+        )
+        self.unique(
+            [
+                (f"residents[{i}].devices[{j}]", str(d.get("id")))
+                for i, x in enumerate(raw_residents)
+                for j, d in enumerate(_dicts(x.get("devices")))
+            ],
+            "device id",
+        )
+        # Family members are checked against every resident named in the file, valid or not,
+        # so a problem in a resident is not blamed on their family too.
+        named = {str(x.get("id")) for x in raw_residents}
+        raw_people = self.items(top.get("people"), "people")
         people = [
             p
-            for i, item in enumerate(self.items(top.get("people"), "people"))
-            if (p := self.person(item, f"people[{i}]", {r.id for r in residents})) is not None
+            for i, item in enumerate(raw_people)
+            if (p := self.person(item, f"people[{i}]", named)) is not None
         ]
-        self.unique([p.id for p in people], "people", "person id")
+        self.unique(
+            [
+                (f"people[{i}]", str(x.get("id")))
+                for i, x in enumerate(raw_people)
+                if isinstance(x, dict)
+            ],
+            "person id",
+        )
         escalation = [
             s
             for i, item in enumerate(self.items(top.get("escalation"), "escalation"))
@@ -274,12 +337,15 @@ class _Validator:
             return None
         return CommunitySpec(tz, residents, people, escalation)
 
-    def unique(self, ids: list[str], path: str, what: str) -> None:
-        seen: set[str] = set()
-        for ident in ids:
-            if ident in seen:
-                self.bad(path, f"{what} {_show(ident)} appears more than once")
-            seen.add(ident)
+    def unique(self, places: list[tuple[str, str]], what: str) -> None:
+        first: dict[str, str] = {}
+        for path, ident in places:
+            if ident == "None":
+                continue  # reported as missing already
+            if ident in first:
+                self.bad(path, f"{what} {_show(ident)} is already used by {first[ident]}")
+            else:
+                first[ident] = path
 
     def resident(self, raw: Any, path: str, default_tz: str) -> ResidentSpec | None:
         fields = ("id", "name", "building", "unit", "timezone", "devices", "routines", "away")
@@ -297,14 +363,16 @@ class _Validator:
             for i, item in enumerate(self.items(r.get("devices"), f"{path}.devices"))
             if (d := self.device(item, f"{path}.devices[{i}]")) is not None
         ]
+        raw_kinds = {d.get("kind") for d in _dicts(r.get("devices"))}
         routines = [
             x
             for i, item in enumerate(self.items(r.get("routines"), f"{path}.routines"))
-            if (x := self.routine(item, f"{path}.routines[{i}]", devices)) is not None
+            if (x := self.routine(item, f"{path}.routines[{i}]", raw_kinds)) is not None
         ]
-        self.unique([x.slot for x in routines], f"{path}.routines", "routine")
+        self.unique([(f"{path}.routines[{i}]", x.label) for i, x in enumerate(routines)], "routine")
+        routines = _numbered(routines)
         if any(d.kind == "help" for d in devices) and not any(x.kind == "help" for x in routines):
-            routines.append(RoutineSpec("help"))  # help is on by default where a card exists
+            routines.append(RoutineSpec("help", slot="help#0"))  # on by default with a card
         away = [
             a
             for i, item in enumerate(self.items(r.get("away"), f"{path}.away"))
@@ -320,40 +388,56 @@ class _Validator:
             return None
         did = self.text(d, "id", path)
         kind = d.get("kind")
+        if kind is None:
+            self.bad(f"{path}.kind", f"is missing ({', '.join(DEVICE_KINDS)})")
+            return None
         if kind not in DEVICE_KINDS:
             self.bad(
                 f"{path}.kind", f"{_show(kind)} is not a device kind ({', '.join(DEVICE_KINDS)})"
             )
             return None
         threshold = d.get("light_threshold", 30.0)
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+            or threshold < 0
+        ):
             self.bad(f"{path}.light_threshold", f"{_show(threshold)} is not a number of lux")
             return None
         return DeviceSpec(did, kind, float(threshold)) if did else None
 
-    def routine(self, raw: Any, path: str, devices: list[DeviceSpec]) -> RoutineSpec | None:
+    def routine(self, raw: Any, path: str, device_kinds: set[Any]) -> RoutineSpec | None:
         x = self.mapping(raw, path, ("kind", "start", "end", "grace", "hours"))
         if x is None:
             return None
         kind = x.get("kind")
+        if kind is None:
+            self.bad(f"{path}.kind", f"is missing ({', '.join(ROUTINE_KINDS)})")
+            return None
         if kind not in ROUTINE_KINDS:
             self.bad(
                 f"{path}.kind", f"{_show(kind)} is not a routine kind ({', '.join(ROUTINE_KINDS)})"
             )
             return None
         needed = ROUTINE_MATCH[kind][0]
-        kinds = {d.kind for d in devices}
-        if (needed and needed not in kinds) or not devices:
+        if (needed and needed not in device_kinds) or not device_kinds:
             what = f"a {needed} device" if needed else "at least one device"
             self.bad(f"{path}.kind", f"routine {kind} needs {what}, and this resident has none")
         if kind == "inactivity":
             hours = x.get("hours")
+            if hours is None:
+                self.bad(f"{path}.hours", "is missing (how many hours without activity)")
+                return None
             if (
                 isinstance(hours, bool)
                 or not isinstance(hours, int | float)
                 or not 0 < hours <= 168
             ):
-                self.bad(f"{path}.hours", f"{_show(hours)} is not a number of hours (1 to 168)")
+                self.bad(
+                    f"{path}.hours",
+                    f"{_show(hours)} is not a number of hours (more than 0, at most 168)",
+                )
                 return None
             return RoutineSpec(kind, hours=float(hours))
         if kind == "help":
@@ -367,7 +451,9 @@ class _Validator:
             self.bad(f"{path}.end", f"the window {start:%H:%M}–{end:%H:%M} is empty")
             return None
         if grace > timedelta(hours=12):
-            self.bad(f"{path}.grace", f"{_show(x['grace'])} is longer than 12 hours")
+            self.bad(
+                f"{path}.grace", f"{_show(x['grace'])} is longer than the 12 hours grace allows"
+            )
             return None
         return RoutineSpec(kind, start, end, grace)
 
@@ -380,7 +466,7 @@ class _Validator:
             return default
         try:
             return parse(raw[key])
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             self.bad(f"{path}.{key}", str(exc))
             return None
 
@@ -409,6 +495,7 @@ class _Validator:
             "notify",
             "rota",
             "quiet_hours",
+            "digest",
         )
         p = self.mapping(raw, path, fields)
         if p is None:
@@ -416,7 +503,9 @@ class _Validator:
         before = len(self.problems)
         pid, name = self.text(p, "id", path), self.text(p, "name", path)
         role = p.get("role")
-        if role not in ROLES:
+        if role is None:
+            self.bad(f"{path}.role", f"is missing ({', '.join(ROLES)})")
+        elif role not in ROLES:
             self.bad(f"{path}.role", f"{_show(role)} is not a role ({', '.join(ROLES)})")
         language = p.get("language", "zh-CN")
         if language not in LANGUAGES:
@@ -449,6 +538,9 @@ class _Validator:
                 qs = self.field(q, "from", f"{path}.quiet_hours", parse_time)
                 qe = self.field(q, "to", f"{path}.quiet_hours", parse_time)
                 quiet = (qs, qe) if qs is not None and qe is not None else None
+        digest = self.field(p, "digest", path, parse_time) if "digest" in p else None
+        if digest is not None and role != "family":
+            self.bad(f"{path}.digest", "only family members receive a daily digest")
         if len(self.problems) > before or pid is None or name is None:
             return None
         return PersonSpec(
@@ -462,6 +554,7 @@ class _Validator:
             [str(u) for u in notify],
             rota,
             quiet,
+            digest,
         )
 
     def spell(self, raw: Any, path: str) -> DutySpell | None:

@@ -22,7 +22,7 @@ from monitor.models import (
     Settlement,
     UnknownDevice,
 )
-from monitor.windows import first_window_due_after, local_date, window_on
+from monitor.windows import first_window_due_after, local_date, next_daily, window_on
 
 
 def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dict[str, int]:
@@ -43,10 +43,14 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
             .where(Routine.resident_id == resident.id)
             .values(active=False, next_due_at=None)
         )
+    # Devices that left the file go; a device that moved keeps what it reported so far.
+    in_file_devices = [d.id for r in spec.residents for d in r.devices]
+    session.execute(delete(Device).where(Device.id.not_in(in_file_devices)))
     for r in spec.residents:
         _apply_resident(session, r, now)
 
     session.execute(delete(Person).where(Person.id.not_in([p.id for p in spec.people])))
+    zones = {r.id: r.timezone for r in spec.residents}
     for p in spec.people:
         person = session.get(Person, p.id) or Person(id=p.id)
         person.name, person.role, person.language = p.name, p.role, p.language
@@ -61,6 +65,13 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
             if p.quiet_hours
             else None
         )
+        if p.consent and person.consent_version is None:
+            person.consent_version = "community-file"  # recorded by staff, not on our page
+        digest_at = f"{p.digest:%H:%M}" if p.digest else None
+        if digest_at != person.digest_at or (digest_at and person.digest_next_at is None):
+            tz = ZoneInfo(zones.get(p.resident or "", spec.timezone))
+            person.digest_next_at = next_daily(p.digest, tz, now) if p.digest else None
+        person.digest_at = digest_at
         session.add(person)
     session.flush()
     return {
@@ -78,11 +89,7 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
     session.add(resident)
     session.flush()
 
-    device_ids = [d.id for d in spec.devices]
-    session.execute(
-        delete(Device).where(Device.resident_id == spec.id, Device.id.not_in(device_ids))
-    )
-    session.execute(delete(UnknownDevice).where(UnknownDevice.id.in_(device_ids)))
+    session.execute(delete(UnknownDevice).where(UnknownDevice.id.in_([d.id for d in spec.devices])))
     for d in spec.devices:
         device = session.get(Device, d.id)
         if device is None:
