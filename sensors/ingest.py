@@ -14,7 +14,7 @@ import threading
 import time as time_mod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Dialect, Insert, Update, bindparam, insert, select, update
@@ -31,6 +31,10 @@ from sensors.readings import IgnoredTopic, PayloadError, Reading
 log = logging.getLogger(__name__)
 
 D = table(Device)
+# A payload's own time must be near its arrival: readings queued through a long outage
+# may be old, but a time from another era is a broken sensor or a typo, not an event.
+MAX_EVENT_AGE = timedelta(days=30)
+MAX_EVENT_AHEAD = timedelta(hours=1)
 Ack = Callable[[], None]
 """Acknowledges one message once it is stored. An ack that also has an `ack_together`
 attribute (a function taking a list of such acks) is acknowledged together with the others
@@ -73,6 +77,8 @@ class _Batch:
     devices: dict[str, _DeviceState] = field(default_factory=dict)
     dead: list[dict[str, object]] = field(default_factory=list)
     unknown: dict[str, dict[str, object]] = field(default_factory=dict)
+    readings: int = 0
+    ignored: int = 0
 
 
 OnEvents = Callable[[Session, Sequence[NewEvent]], None]
@@ -141,6 +147,8 @@ class Ingestor:
             self.reload_registry()  # the in-memory changes of this batch never happened
             raise
         self.stats.messages += len(messages)
+        self.stats.readings += batch.readings
+        self.stats.ignored += batch.ignored
         self.stats.events += len(batch.events)
         self.stats.dead_letters += len(batch.dead)
         self.stats.unknown += len(batch.unknown)
@@ -153,7 +161,7 @@ class Ingestor:
         try:
             readings = parse(m.topic, m.payload)
         except IgnoredTopic as exc:
-            self.stats.ignored += 1
+            batch.ignored += 1
             log.debug("ignored %s: %s", m.topic, exc)
             return
         except PayloadError as exc:
@@ -161,7 +169,7 @@ class Ingestor:
             return
         unknown_here: set[str] = set()
         for reading in readings:
-            self.stats.readings += 1
+            batch.readings += 1
             device = self._registry.get(reading.device_id)
             if device is None:
                 if reading.device_id not in unknown_here:  # one message, counted once
@@ -181,6 +189,13 @@ class Ingestor:
         batch: _Batch,
         device_id: str,
     ) -> None:
+        if reading.ts is not None and not (
+            received_at - MAX_EVENT_AGE <= reading.ts <= received_at + MAX_EVENT_AHEAD
+        ):
+            raise PayloadError(
+                f"{device_id}: event time {reading.ts.isoformat()} is too far from its arrival "
+                f"at {received_at.isoformat()} (allowed: 30 days before to 1 hour after)"
+            )
         batch.devices[device_id] = device
         if device.last_seen is None or received_at > device.last_seen:
             device.last_seen = received_at
@@ -317,12 +332,45 @@ class Ingestor:
                 self.process(pending)
                 break
             except Exception:
-                log.exception("could not store %d messages; retrying in %.1fs", len(pending), delay)
+                log.exception("could not store %d messages", len(pending))
+                if self._isolate(pending):
+                    break
+                log.warning("database unavailable; retrying in %.1fs", delay)
                 time_mod.sleep(delay)
                 delay = min(delay * 2, 30.0)
         with self._done:
             self._stored += len(pending)
             self._done.notify_all()
+
+    def _isolate(self, pending: list[Message]) -> bool:
+        """The database refused a batch. If the database itself is up, some message in the
+        batch is to blame: store the messages one by one and bury the ones refused alone in
+        dead letters, so one bad payload cannot stop the stream. False if the database is
+        down (then the whole batch waits and is retried)."""
+        if not _database_up(self.sessions):
+            return False
+        for m in pending:
+            try:
+                self.process([m])
+            except Exception as exc:
+                # the topic itself may be what the database cannot take: store it escaped
+                topic = m.topic.encode("utf-8", "backslashreplace").decode("utf-8")
+                log.error("burying a message on %s the database refused: %s", topic, exc)
+                with self.sessions.begin() as session:
+                    session.execute(
+                        insert(table(DeadLetter)),
+                        [
+                            {
+                                "topic": topic,
+                                "payload": m.payload,
+                                "received_at": m.received_at,
+                                "error": f"{topic}: could not be stored: {str(exc)[:500]}",
+                            }
+                        ],
+                    )
+                self.stats.dead_letters += 1
+                _acknowledge([m])
+        return True
 
 
 class _ManyRows:
@@ -408,6 +456,15 @@ def _acknowledge(messages: Sequence[Message]) -> None:
             together.setdefault(group, []).append(m.ack)
     for ack_all, acks in together.items():
         ack_all(acks)
+
+
+def _database_up(sessions: sessionmaker[Session]) -> bool:
+    try:
+        with sessions() as session:
+            session.execute(select(1))
+        return True
+    except Exception:
+        return False
 
 
 def _alive_until(d: _DeviceState) -> datetime | None:
