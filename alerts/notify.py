@@ -17,8 +17,10 @@ import apprise
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.digest import render_digest
 from alerts.escalation import REMIND_CLAIMER
 from alerts.messages import AlertFacts, render
+from alerts.tokens import make_link_token
 from monitor.clock import Clock
 from monitor.db import won
 from monitor.models import Alert, Delivery, Person, Resident, Routine, table
@@ -56,10 +58,13 @@ class Notifier:
         base_url: str,
         send: Send = apprise_send,
         batch: int = 100,
+        *,
+        link_key: str,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.base_url = base_url.rstrip("/")
+        self.link_key = link_key  # signs each person's one-tap link (alerts.tokens)
         self.send = send
         self.batch = batch
 
@@ -92,6 +97,11 @@ class Notifier:
         with self.sessions() as session:
             d = session.get(Delivery, delivery_id)
             assert d is not None
+            if d.digest_day is not None:
+                digest_error = self._send_digest(session, d)
+                session.close()
+                self._finish(delivery_id, digest_error)
+                return
             alert = session.get(Alert, d.alert_id)
             person = session.get(Person, d.person_id)
             if alert is None or person is None or d.channel >= len(person.notify):
@@ -100,11 +110,21 @@ class Notifier:
                 self._finish(d.id, None, skipped=True)
                 return
             else:
+                token = make_link_token(self.link_key, person.id, alert.id, self.clock.now())
                 title, body = render(
-                    _facts(session, alert), person.language, f"{self.base_url}/alerts/{alert.id}"
+                    _facts(session, alert), person.language, f"{self.base_url}/m/{token}"
                 )
                 error = self.send(person.notify[d.channel], title, body)
         self._finish(delivery_id, error)
+
+    def _send_digest(self, session: Session, d: Delivery) -> str | None:
+        person = session.get(Person, d.person_id)
+        resident = session.get(Resident, person.resident_id or "") if person else None
+        if person is None or resident is None or d.channel >= len(person.notify):
+            return "recipient or channel no longer exists"
+        assert d.digest_day is not None
+        title, body = render_digest(session, resident, d.digest_day, person.language)
+        return self.send(person.notify[d.channel], title, body)
 
     def _finish(self, delivery_id: int, error: str | None, skipped: bool = False) -> None:
         now = self.clock.now()

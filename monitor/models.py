@@ -211,9 +211,14 @@ class Delivery(Base):
     escalation job runs."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("alert_id", "step", "person_id", "channel"),)
+    __table_args__ = (
+        UniqueConstraint("alert_id", "step", "person_id", "channel"),
+        UniqueConstraint("digest_day", "person_id", "channel", name="uq_deliveries_digest"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    # Either an alert's notification or a family member's daily digest for `digest_day`.
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    digest_day: Mapped[date | None] = mapped_column(Date)
     step: Mapped[int] = mapped_column(Integer)
     person_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[int] = mapped_column(Integer)
@@ -253,6 +258,12 @@ class Person(Base):
     rota: Mapped[list[Any]] = mapped_column(default=list)
     # {"from": "22:00", "to": "07:00"}: hold non-urgent messages until it ends.
     quiet_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Family: local time of the daily "all is well" digest, and when the next one is due.
+    digest_at: Mapped[str | None] = mapped_column(String(5))
+    digest_next_at: Mapped[datetime | None] = mapped_column(index=True)
+    consented_at: Mapped[datetime | None]
+    consent_version: Mapped[str | None] = mapped_column(String(32))
+    opted_out_at: Mapped[datetime | None]
 
 
 class Silence(Base):

@@ -42,6 +42,7 @@ class Runtime:
         on_raised: Callable[..., None] | None = None,
         migrate: bool = True,
     ) -> None:
+        from alerts.digest import Digester
         from alerts.escalation import Escalator
         from alerts.lifecycle import AlertBook
         from alerts.notify import Notifier
@@ -57,6 +58,7 @@ class Runtime:
         self.engine = Engine(self.sessions, self.clock, self.alerts)
         self.ingestor = Ingestor(self.sessions, self.clock, self.engine.on_events)
         self.escalator = Escalator(self.sessions, self.clock)
+        self.digester = Digester(self.sessions, self.clock)
         self.notifier = Notifier(
             self.sessions,
             self.clock,
@@ -120,8 +122,9 @@ class Runtime:
         return self.engine.settle_due()
 
     def notify(self) -> None:
-        """Climb the escalation ladders, then send what is queued."""
+        """Climb the escalation ladders, queue due digests, then send what is queued."""
         self.escalator.escalate()
+        self.digester.queue_due()
         self.notifier.send_due()
 
     def _notify_loop(self) -> None:

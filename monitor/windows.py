@@ -43,3 +43,13 @@ def first_window_due_after(
 
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
+
+
+def next_daily(at: time, tz: ZoneInfo, after: datetime) -> datetime:
+    """The first local wall time `at` strictly after `after` (for daily jobs like digests)."""
+    day = after.astimezone(tz).date()
+    while True:
+        moment = datetime.combine(day, at, tz)
+        if moment > after:
+            return moment
+        day += timedelta(days=1)

@@ -83,7 +83,7 @@ def test_ladder_volunteer_then_staff_then_consenting_family(rt: Runtime, rx: Rec
     at(rt, local(DAY, "09:15"))
     [v] = rx.to("v-li")
     assert v["title"] == "Wang Shulan (3-301): curtain not opened"
-    assert "since 11-23 09:15" in v["message"] and "https://cw.example/alerts/" in v["message"]
+    assert "since 11-23 09:15" in v["message"] and "https://cw.example/m/" in v["message"]
     at(rt, local(DAY, "09:20"))  # nothing new, nothing repeated
     assert (len(rx.to("v-li")), rx.to("s-chen"), rx.to("v-zhou")) == (1, [], [])
     at(rt, local(DAY, "09:30"))

@@ -1,0 +1,161 @@
+"""The daily digest for family members who asked for one ("Mum opened the curtains at
+07:42, lights on at 18:10, all well"), like the i-POT reports: what the day's sensors showed
+and how any alert ended. Queued by a due column (`Person.digest_next_at`) and delivered
+through the same delivery log, retries and problems as alerts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.messages import WHAT
+from monitor.clock import Clock
+from monitor.db import upsert, won
+from monitor.models import Alert, Delivery, Event, Person, Resident, Routine, table
+from monitor.windows import next_daily
+
+P = table(Person)
+
+MOMENTS = {  # (device kind, value) -> label, first of the day unless marked last
+    ("curtain", "open"): {"en": "curtain opened", "zh-CN": "拉开窗帘"},
+    ("light", "on"): {"en": "light on", "zh-CN": "开灯"},
+    ("curtain", "closed"): {"en": "curtain closed", "zh-CN": "拉上窗帘"},
+    ("door", "open"): {"en": "door used", "zh-CN": "开门"},
+}
+OUTCOMES = {
+    "late": {"en": "done late", "zh-CN": "稍晚完成"},
+    "activity_resumed": {"en": "activity resumed", "zh-CN": "恢复活动"},
+    "fine": {"en": "all fine", "zh-CN": "一切安好"},
+    "needed_help": {"en": "needed help", "zh-CN": "需要帮助"},
+    "emergency": {"en": "emergency called", "zh-CN": "已叫急救"},
+    "false_alarm_away": {"en": "was away", "zh-CN": "外出"},
+    "sensor_problem": {"en": "sensor problem", "zh-CN": "传感器问题"},
+}
+WORDS = {
+    "en": {
+        "well": "All is well.",
+        "open": "still being looked into",
+        "went": "went",
+        "quiet": "No activity recorded today.",
+    },
+    "zh-CN": {
+        "well": "一切安好。",
+        "open": "正在处理",
+        "went": "前往查看",
+        "quiet": "今天没有活动记录。",
+    },
+}
+
+
+class Digester:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    def queue_due(self) -> int:
+        """Queue today's digest for every consenting family member whose time has come."""
+        now = self.clock.now()
+        queued = 0
+        with self.sessions.begin() as session:
+            due = session.scalars(
+                select(Person).where(Person.role == "family", Person.digest_next_at <= now)
+            ).all()
+            for person in due:
+                resident = session.get(Resident, person.resident_id or "")
+                old = person.digest_next_at
+                if resident is None or old is None or person.digest_at is None:
+                    continue
+                tz = ZoneInfo(resident.timezone)
+                moved = won(
+                    session.execute(
+                        update(P)
+                        .where(P.c.id == person.id, P.c.digest_next_at == old)
+                        .values(digest_next_at=next_daily(_hm(person.digest_at), tz, now))
+                    )
+                )
+                if not moved or person.consent is None or person.opted_out_at is not None:
+                    continue
+                upsert(
+                    session,
+                    table(Delivery),
+                    [
+                        {
+                            "alert_id": None,
+                            "digest_day": old.astimezone(tz).date(),
+                            "step": 0,
+                            "person_id": person.id,
+                            "channel": i,
+                            "scheme": url.split("://")[0][:32],
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                        for i, url in enumerate(person.notify)
+                    ],
+                    ["digest_day", "person_id", "channel"],
+                )
+                queued += 1
+        return queued
+
+
+def render_digest(
+    session: Session, resident: Resident, day: date, language: str
+) -> tuple[str, str]:
+    """(title, body) of one resident's day, for their family."""
+    lang = language if language in WORDS else "en"
+    tz = ZoneInfo(resident.timezone)
+    start = datetime.combine(day, time(0), tz)
+    end = start + timedelta(days=1)
+    events = session.execute(
+        select(Event.kind, Event.value, Event.ts)
+        .where(Event.resident_id == resident.id, Event.ts >= start, Event.ts < end)
+        .order_by(Event.ts)
+    ).all()
+    parts = []
+    for key, label in MOMENTS.items():
+        times = [ts for kind, value, ts in events if (kind, value) == key]
+        if times:
+            when = (times[-1] if key == ("curtain", "closed") else times[0]).astimezone(tz)
+            parts.append(f"{label[lang]} {when:%H:%M}")
+    lines = [("，" if lang == "zh-CN" else ", ").join(parts) or WORDS[lang]["quiet"]]
+    day_alerts = session.execute(
+        select(Alert, Routine.kind)
+        .outerjoin(Routine, Routine.id == Alert.routine_id)
+        .where(
+            Alert.resident_id == resident.id,
+            Alert.raised_at >= start,
+            Alert.raised_at < end,
+            Alert.kind.in_(("missed_routine", "help", "inactivity")),
+        )
+        .order_by(Alert.raised_at)
+    ).all()
+    for alert, routine_kind in day_alerts:
+        what = WHAT[lang].get(routine_kind or alert.kind, alert.kind)
+        if alert.status == "resolved":
+            how = OUTCOMES.get(alert.outcome or "", {}).get(lang, alert.outcome or "")
+            who = (
+                f"{_name(session, alert.resolved_by)} {WORDS[lang]['went']}: "
+                if alert.resolved_by and alert.resolved_by != "curtainwatch"
+                else ""
+            )
+            note = f" ({alert.note})" if alert.note else ""
+            lines.append(f"{alert.raised_at.astimezone(tz):%H:%M} {what}: {who}{how}{note}")
+        else:
+            lines.append(f"{alert.raised_at.astimezone(tz):%H:%M} {what}: {WORDS[lang]['open']}")
+    if all(a.status == "resolved" for a, _ in day_alerts) and parts:
+        lines.append(WORDS[lang]["well"])
+    return f"{resident.name} {day:%m-%d}", "\n".join(lines)
+
+
+def _hm(text: str) -> time:
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
+def _name(session: Session, person_id: str) -> str:
+    person = session.get(Person, person_id)
+    return person.name if person else person_id
