@@ -12,6 +12,7 @@ import threading
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -20,6 +21,9 @@ from monitor.clock import SimulatedClock, SystemClock
 from monitor.community import CommunityError
 from monitor.config import Settings
 from monitor.db import upgrade
+
+if TYPE_CHECKING:
+    from monitor.runtime import Runtime
 
 log = logging.getLogger("curtainwatch")
 
@@ -97,17 +101,35 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    web = _web_server(runtime, settings)
     runtime.start()
     log.info(
-        "serving: MQTT %s:%s, database %s",
+        "serving: MQTT %s:%s, database %s, web http://%s:%s",
         settings.mqtt_host,
         settings.mqtt_port,
         settings.database_url,
+        settings.web_host,
+        settings.web_port,
     )
     stop.wait()
     log.info("stopping")
+    web.close()
     runtime.stop()
     return 0
+
+
+def _web_server(runtime: Runtime, settings: Settings) -> Any:
+    """The web app (the phone pages behind notification links) under waitress, a
+    production WSGI server, in a background thread."""
+    from waitress.server import create_server
+
+    from web.app import create_app
+
+    server = create_server(
+        create_app(runtime), host=settings.web_host, port=settings.web_port, threads=4
+    )
+    threading.Thread(target=server.run, name="curtainwatch-web", daemon=True).start()
+    return server
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:

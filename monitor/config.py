@@ -41,6 +41,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     # Signs the one-tap links in notifications; empty = generated once, kept in the database.
     secret_key: str = ""
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
 
     def __post_init__(self) -> None:
         if self.mqtt_protocol not in ("5", "3.1.1"):
@@ -72,4 +74,6 @@ class Settings:
             notify_interval_s=float(e.get("CURTAINWATCH_NOTIFY_INTERVAL", "5")),
             base_url=e.get("CURTAINWATCH_BASE_URL", "http://127.0.0.1:8000"),
             secret_key=e.get("CURTAINWATCH_SECRET_KEY", ""),
+            web_host=e.get("CURTAINWATCH_WEB_HOST", "127.0.0.1"),
+            web_port=int(e.get("CURTAINWATCH_WEB_PORT", "8000")),
         )

@@ -7,11 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from support.mqtt import MosquittoBroker, publish_many, wait_for
+from support.mqtt import MosquittoBroker, free_port, publish_many, wait_for
 from support.watch import COMMUNITY
 
 pytestmark = pytest.mark.broker
@@ -19,12 +21,14 @@ pytestmark = pytest.mark.broker
 
 def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+    web_port = free_port()
     env = {
         **os.environ,
         "CURTAINWATCH_DATABASE_URL": db_url,
         "CURTAINWATCH_MQTT_HOST": broker.host,
         "CURTAINWATCH_MQTT_PORT": str(broker.port),
         "CURTAINWATCH_MQTT_CLIENT_ID": "cw-serve-test",
+        "CURTAINWATCH_WEB_PORT": str(web_port),
     }
     community = tmp_path / "community.yaml"
     community.write_text(COMMUNITY)
@@ -39,6 +43,7 @@ def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path
     with log.open("w") as out:
         serve = subprocess.Popen([*cli, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
+        wait_for(lambda: "serving:" in log.read_text(), timeout=20)
         wait_for(lambda: "connected to MQTT" in log.read_text(), timeout=20)
         publish_many(broker.host, broker.port, [("zigbee2mqtt/card-302", '{"contact": false}')])
         db = create_engine(db_url)
@@ -50,6 +55,10 @@ def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path
 
         assert wait_for(help_alert, timeout=20) == [("r-302", "open")]
         db.dispose()
+        # the phone pages answer (a made-up link is refused with a page, not an error)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{web_port}/m/not-a-real-link", timeout=10)
+        assert refused.value.code == 403
     finally:
         serve.send_signal(signal.SIGTERM)
         code = serve.wait(timeout=30)
