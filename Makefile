@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-BENCHES := $(wildcard bench/ingest_drain.py bench/settle_scale.py)
+BENCHES := $(wildcard bench/ingest_drain.py bench/settle_scale.py bench/help_latency.py)
 PYTEST_ARGS ?=
 
 .PHONY: test lint bench
