@@ -4,6 +4,8 @@ the alert lines of the contract; the three real homes in ../shared/data end to e
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -35,7 +37,7 @@ def replay_cmd(community: Path, events: Path, out: Path, *extra: str) -> list[st
 @pytest.mark.shared_data
 @pytest.mark.parametrize("home", ["kasteren-a", "kasteren-b", "kasteren-c"])
 def test_real_home_replays_end_to_end_deterministically(
-    shared_data: Path, tmp_path: Path, home: str
+    shared_data: Path, tmp_path: Path, home: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = shared_data / home
     outs = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
@@ -61,10 +63,11 @@ def test_real_home_replays_end_to_end_deterministically(
     assert {line["resident"] for line in lines} <= {home}
     counts = Counter(line["kind"] for line in lines)
     # These residents were fine: every alert here is a false alarm, the figure to tune down.
-    print(
-        f"\n{home}: {sum(counts.values())} false alarms {dict(sorted(counts.items()))}; "
-        f"{results[0][0].strip()}"
-    )
+    with capsys.disabled():  # the figure belongs in every run's log, passing or not
+        print(
+            f"\n{home}: {sum(counts.values())} false alarms {dict(sorted(counts.items()))}; "
+            f"{results[0][0].strip()}"
+        )
     assert set(counts) <= {"missed_routine", "inactivity", "device_offline", "low_battery"}
 
 
@@ -204,60 +207,65 @@ def test_replay_rejects_a_bad_community_file_with_its_problems(
 @pytest.mark.broker
 def test_record_then_replay_gives_the_same_events(broker: MosquittoBroker, tmp_path: Path) -> None:
     recorded = tmp_path / "recorded.jsonl"
-    env_cmd = [
-        *CLI,
-        "record",
-        "--out",
-        str(recorded),
-        "--count",
-        "4",
-        "--timezone",
-        "Asia/Shanghai",
-        "--duration",
-        "60",
-    ]
-    import os
-
     env = {
         **os.environ,
         "CURTAINWATCH_MQTT_HOST": broker.host,
         "CURTAINWATCH_MQTT_PORT": str(broker.port),
     }
     rec = subprocess.Popen(
-        env_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [
+            *CLI,
+            "record",
+            "--out",
+            str(recorded),
+            "--timezone",
+            "Asia/Shanghai",
+            "--duration",
+            "120",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    try:
-        # publish until the recorder has subscribed and written something
-        def first_recorded() -> bool:
-            publish_many(
-                broker.host,
-                broker.port,
-                [("zigbee2mqtt/curtain-301", json.dumps({"position": 0, "battery": 90}))],
-            )
-            return recorded.exists() and recorded.stat().st_size > 0
+    probe = ("zigbee2mqtt/curtain-301", json.dumps({"position": 0, "battery": 90}))
+    real = [
+        ("zigbee2mqtt/curtain-301", '{"position": 100}'),
+        ("stat/plug-1/POWER", "ON"),
+        ("zigbee2mqtt/card-301", '{"contact": false}'),
+    ]
 
-        wait_for(first_recorded, timeout=20, interval=0.3)
-        publish_many(
-            broker.host,
-            broker.port,
-            [
-                ("zigbee2mqtt/curtain-301", '{"position": 100}'),
-                ("stat/plug-1/POWER", "ON"),
-                ("zigbee2mqtt/card-301", '{"contact": false}'),
-            ],
+    def lines() -> list[dict[str, object]]:
+        text = recorded.read_text() if recorded.exists() else ""
+        return [json.loads(x) for x in text.splitlines()]
+
+    try:
+        # probe until the recorder has subscribed (however many probes that takes)
+        def probed() -> bool:
+            publish_many(broker.host, broker.port, [probe])
+            return bool(lines())
+
+        wait_for(probed, timeout=20, interval=0.3)
+        publish_many(broker.host, broker.port, real)
+        wait_for(
+            lambda: len(lines()) >= 4 and lines()[-1]["topic"] == "zigbee2mqtt/card-301", timeout=20
         )
-        stdout, stderr = rec.communicate(timeout=60)
+        rec.send_signal(signal.SIGTERM)
+        _, stderr = rec.communicate(timeout=30)
     finally:
         rec.kill()
     assert rec.returncode == 0, stderr
-    lines = [json.loads(x) for x in recorded.read_text().splitlines()]
-    assert len(lines) == 4
-    assert lines[-3:] == [
-        {"ts": lines[-3]["ts"], "topic": "zigbee2mqtt/curtain-301", "payload": {"position": 100}},
-        {"ts": lines[-2]["ts"], "topic": "stat/plug-1/POWER", "payload": "ON"},
-        {"ts": lines[-1]["ts"], "topic": "zigbee2mqtt/card-301", "payload": {"contact": False}},
+    got = lines()
+    assert all(
+        (x["topic"], x["payload"]) == ("zigbee2mqtt/curtain-301", {"position": 0, "battery": 90})
+        for x in got[:-3]
+    )
+    assert [(x["topic"], x["payload"]) for x in got[-3:]] == [
+        ("zigbee2mqtt/curtain-301", {"position": 100}),
+        ("stat/plug-1/POWER", "ON"),
+        ("zigbee2mqtt/card-301", {"contact": False}),
     ]
-    assert all(line["ts"].endswith("+08:00") for line in lines)
+    assert all(str(x["ts"]).endswith("+08:00") for x in got)
 
     community = tmp_path / "c.yaml"
     community.write_text(COMMUNITY)
