@@ -198,7 +198,10 @@ def _recipients(
     return [
         p
         for p in ctx.people
-        if p.role == "family" and p.resident_id == alert.resident_id and p.consent is not None
+        if p.role == "family"
+        and p.resident_id == alert.resident_id
+        and p.consent is not None
+        and p.opted_out_at is None
     ]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.digest import render_digest
 from alerts.escalation import REMIND_CLAIMER
+from alerts.family import opt_out_token
 from alerts.messages import AlertFacts, render
 from alerts.tokens import make_link_token
 from monitor.clock import Clock
@@ -98,6 +99,10 @@ class Notifier:
             d = session.get(Delivery, delivery_id)
             assert d is not None
             if d.digest_day is not None:
+                who = session.get(Person, d.person_id)
+                if who is not None and who.opted_out_at is not None:  # stopped since queued
+                    self._finish(d.id, None, skipped=True)
+                    return
                 digest_error = self._send_digest(session, d)
                 session.close()
                 self._finish(delivery_id, digest_error)
@@ -106,7 +111,7 @@ class Notifier:
             person = session.get(Person, d.person_id)
             if alert is None or person is None or d.channel >= len(person.notify):
                 error: str | None = "recipient or channel no longer exists"
-            elif superseded(alert.status, d.step):
+            elif superseded(alert.status, d.step) or person.opted_out_at is not None:
                 self._finish(d.id, None, skipped=True)
                 return
             else:
@@ -114,7 +119,7 @@ class Notifier:
                 title, body = render(
                     _facts(session, alert), person.language, f"{self.base_url}/m/{token}"
                 )
-                error = self.send(person.notify[d.channel], title, body)
+                error = self.send(person.notify[d.channel], title, self._stop_line(person, body))
         self._finish(delivery_id, error)
 
     def _send_digest(self, session: Session, d: Delivery) -> str | None:
@@ -124,7 +129,15 @@ class Notifier:
             return "recipient or channel no longer exists"
         assert d.digest_day is not None
         title, body = render_digest(session, resident, d.digest_day, person.language)
-        return self.send(person.notify[d.channel], title, body)
+        return self.send(person.notify[d.channel], title, self._stop_line(person, body))
+
+    def _stop_line(self, person: Person, body: str) -> str:
+        """Every message to a family member ends with their stop link."""
+        if person.role != "family":
+            return body
+        label = "停止接收：" if person.language == "zh-CN" else "Stop these messages: "
+        stop = f"{self.base_url}/family/stop/{opt_out_token(self.link_key, person.id)}"
+        return f"{body}\n{label}{stop}"
 
     def _finish(self, delivery_id: int, error: str | None, skipped: bool = False) -> None:
         now = self.clock.now()

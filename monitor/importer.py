@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
@@ -23,6 +23,8 @@ from monitor.models import (
     UnknownDevice,
 )
 from monitor.windows import first_window_due_after, local_date, next_daily, window_on
+
+FILE_CONSENT = "community-file"
 
 
 def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dict[str, int]:
@@ -49,7 +51,14 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
     for r in spec.residents:
         _apply_resident(session, r, now)
 
-    session.execute(delete(Person).where(Person.id.not_in([p.id for p in spec.people])))
+    # People who left the file go, except family who joined through an invitation: their
+    # consent was given to us, not written into the file, and stays until they opt out.
+    session.execute(
+        delete(Person).where(
+            Person.id.not_in([p.id for p in spec.people]),
+            or_(Person.consent_version.is_(None), Person.consent_version == FILE_CONSENT),
+        )
+    )
     zones = {r.id: r.timezone for r in spec.residents}
     for p in spec.people:
         person = session.get(Person, p.id) or Person(id=p.id)
@@ -66,7 +75,7 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
             else None
         )
         if p.consent and person.consent_version is None:
-            person.consent_version = "community-file"  # recorded by staff, not on our page
+            person.consent_version = FILE_CONSENT  # recorded by staff, not on our page
         digest_at = f"{p.digest:%H:%M}" if p.digest else None
         if digest_at != person.digest_at or (digest_at and person.digest_next_at is None):
             tz = ZoneInfo(zones.get(p.resident or "", spec.timezone))

@@ -78,14 +78,15 @@ def test_daily_digest_tells_the_day_and_how_alerts_ended(rt: Runtime, rx: Receiv
     at(rt, local(DAY, "20:00"))
     [digest] = rx.to("f-wang")
     assert digest["title"] == "Wang Shulan 11-23"
-    assert digest["message"].splitlines() == [
+    assert digest["message"].splitlines()[:-1] == [
         "curtain opened 07:42, light on 18:10",
         "10:00 asked for help (help card): Li Ming went: all fine (card flipped by accident)",
         "All is well.",
     ]
     [zh] = rx.to("f-zh")
     assert zh["message"].splitlines()[0] == "拉开窗帘 07:42，开灯 18:10"
-    assert zh["message"].splitlines()[-1] == "一切安好。"
+    assert zh["message"].splitlines()[-2] == "一切安好。"
+    assert zh["message"].splitlines()[-1].startswith("停止接收：")
     assert rx.to("f-none") == []  # no recorded consent, no digest
 
     feed(rt, "21:05", "zigbee2mqtt/curtain-301", {"position": 0})  # after the digest
@@ -93,7 +94,8 @@ def test_daily_digest_tells_the_day_and_how_alerts_ended(rt: Runtime, rx: Receiv
     assert len(rx.to("f-wang")) == 1  # once a day
     at(rt, local("2026-11-24", "20:00"))
     assert len(rx.to("f-wang")) == 2
-    assert rx.to("f-wang")[1]["message"] == "No activity recorded today."
+    assert rx.to("f-wang")[1]["message"].splitlines()[0] == "No activity recorded today."
+    assert "Stop these messages: " in digest["message"].splitlines()[-1]
 
 
 def test_opted_out_family_gets_no_digest(rt: Runtime, rx: Receiver) -> None:

@@ -36,9 +36,10 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
         raise TypeError("LINK_MAX_AGE must be a datetime.timedelta")
     app.extensions[EXTENSION] = runtime
 
-    from web import phone
+    from web import family, phone
 
     app.register_blueprint(phone.bp)
+    app.register_blueprint(family.bp)
     return app
 
 
