@@ -52,8 +52,9 @@ SINCE = {"en": "since", "zh-CN": "自"}
 OPEN = {"en": "Open", "zh-CN": "查看"}
 
 
-def render(facts: AlertFacts, language: str, link: str) -> tuple[str, str]:
-    """(title, body) for one person. Unknown languages fall back to English."""
+def render(facts: AlertFacts, language: str, link: str | None) -> tuple[str, str]:
+    """(title, body) for one person; `link` None for people with no page to act on (family).
+    Unknown languages fall back to English."""
     lang = language if language in WHAT else "en"
     key = (
         facts.routine_kind if facts.kind == "missed_routine" and facts.routine_kind else facts.kind
@@ -69,4 +70,4 @@ def render(facts: AlertFacts, language: str, link: str) -> tuple[str, str]:
     body = f"{title}, {SINCE[lang]} {when}."
     if facts.device_id:
         body += f" [{facts.device_id}]"
-    return title, f"{body}\n{OPEN[lang]}: {link}"
+    return title, f"{body}\n{OPEN[lang]}: {link}" if link else body

@@ -115,10 +115,12 @@ class Notifier:
                 self._finish(d.id, None, skipped=True)
                 return
             else:
-                token = make_link_token(self.link_key, person.id, alert.id, self.clock.now())
-                title, body = render(
-                    _facts(session, alert), person.language, f"{self.base_url}/m/{token}"
-                )
+                # Family have no alert page to act on; their message carries the stop link.
+                link = None
+                if person.role != "family":
+                    token = make_link_token(self.link_key, person.id, alert.id, self.clock.now())
+                    link = f"{self.base_url}/m/{token}"
+                title, body = render(_facts(session, alert), person.language, link)
                 error = self.send(person.notify[d.channel], title, self._stop_line(person, body))
         self._finish(delivery_id, error)
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
-from alerts.lifecycle import claim, resolve
+from alerts.lifecycle import CLAIM_TIMEOUT, claim, resolve
 from alerts.messages import WHAT
 from monitor.models import Alert, Person, Resident, Routine
 
@@ -153,11 +153,17 @@ def view(session: Session, person_id: str, alert_id: int) -> AlertView:
     return _view(session, person, alert)
 
 
-def claim_by_link(session: Session, person_id: str, alert_id: int, now: datetime) -> AlertView:
+def claim_by_link(
+    session: Session,
+    person_id: str,
+    alert_id: int,
+    now: datetime,
+    remind_after: timedelta = CLAIM_TIMEOUT,
+) -> AlertView:
     """ "I'm going". Tapping twice is harmless; a claim by someone else first, or an alert
     already resolved, raises Refused (naming who is going)."""
     person, alert = _authorize(session, person_id, alert_id)
-    if not claim(session, alert_id, person_id, now):
+    if not claim(session, alert_id, person_id, now, remind_after):
         session.refresh(alert)
         if alert.status == "resolved":
             raise Refused("resolved", person, other=_name(session, alert.resolved_by))

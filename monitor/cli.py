@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, help="stop after this many messages")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--timezone", default="UTC", help="zone for the written timestamps")
+    p = sub.add_parser("invite", help="make a family invitation link for a resident")
+    p.add_argument("--resident", required=True)
+    p.add_argument("--by", default="staff", help="who is inviting (kept with the invitation)")
     p = sub.add_parser("db", help="database maintenance")
     p.add_argument("action", choices=["upgrade"])
 
@@ -196,11 +199,25 @@ def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
+    from alerts.family import invite
+    from monitor.runtime import Runtime
+
+    runtime = Runtime(settings)
+    with runtime.sessions.begin() as session:
+        token = invite(session, args.resident, args.by, runtime.clock.now())
+    runtime.db.dispose()
+    print(f"{settings.base_url.rstrip('/')}/family/invite/{token}")
+    print("Send this link to the family member; it works once, for 7 days.")
+    return 0
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "import": cmd_import,
     "replay": cmd_replay,
     "record": cmd_record,
+    "invite": cmd_invite,
     "db": cmd_db,
 }
 

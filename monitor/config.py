@@ -41,6 +41,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     # Signs the one-tap links in notifications; empty = generated once, kept in the database.
     secret_key: str = ""
+    # A claim not resolved in this time reminds the claimer, then staff.
+    claim_timeout_s: float = 3600.0
     web_host: str = "127.0.0.1"
     web_port: int = 8000
 
@@ -74,6 +76,7 @@ class Settings:
             notify_interval_s=float(e.get("CURTAINWATCH_NOTIFY_INTERVAL", "5")),
             base_url=e.get("CURTAINWATCH_BASE_URL", "http://127.0.0.1:8000"),
             secret_key=e.get("CURTAINWATCH_SECRET_KEY", ""),
+            claim_timeout_s=float(e.get("CURTAINWATCH_CLAIM_TIMEOUT", "3600")),
             web_host=e.get("CURTAINWATCH_WEB_HOST", "127.0.0.1"),
             web_port=int(e.get("CURTAINWATCH_WEB_PORT", "8000")),
         )

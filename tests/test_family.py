@@ -313,3 +313,18 @@ def test_reimporting_the_community_file_keeps_invited_family(
     rt.import_community(community(rx))
     kept = family(rt, "Wang Jun")
     assert (kept.consent_version, kept.resident_id) == (CONSENT_VERSION, "r-301")
+
+
+def test_staff_make_an_invitation_from_the_command_line(
+    db_url: str, rt: Runtime, client: FlaskClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    assert main(["--database", db_url, "invite", "--resident", "r-301", "--by", "s-chen"]) == 0
+    link = capsys.readouterr().out.splitlines()[0]
+    assert "/family/invite/" in link
+    assert isinstance(rt.clock, SimulatedClock)
+    rt.clock.set(datetime.now(UTC))  # the command signs on the real clock
+    page = client.get(link[link.index("/family/invite/"):] + "?lang=en")
+    assert page.status_code == 200
+    assert "Wang Shulan" in visible(page)

@@ -91,7 +91,9 @@ def test_ladder_volunteer_then_staff_then_consenting_family(rt: Runtime, rx: Rec
     assert s["title"] == "Wang Shulan (3-301): 窗帘未按时拉开"  # staff language defaults to zh-CN
     assert "自 11-23 09:15" in s["message"]
     at(rt, local(DAY, "09:45"))
-    assert len(rx.to("f-wang")) == 1
+    [f] = rx.to("f-wang")
+    assert "/m/" not in f["message"]  # family have no alert page to act on, only a stop link
+    assert "/family/stop/" in f["message"]
     at(rt, local(DAY, "12:00"))
     assert rx.to("f-no") == [] and rx.to("v-zhou") == []
     assert (len(rx.to("v-li")), len(rx.to("s-chen")), len(rx.to("f-wang"))) == (1, 1, 1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -224,7 +224,9 @@ def claim(token: str) -> Response:
     _check_form(token, _language_of(person_id))
     rt = get_runtime()
     with rt.sessions.begin() as s:
-        claim_by_link(s, person_id, alert_id, rt.clock.now())
+        claim_by_link(
+            s, person_id, alert_id, rt.clock.now(), timedelta(seconds=rt.settings.claim_timeout_s)
+        )
     return redirect(url_for("phone.page", token=token), 303)
 
 
