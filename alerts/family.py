@@ -25,7 +25,8 @@ import apprise
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
-from monitor.db import dialect_insert_for, upsert, won
+from monitor.appsettings import shared_secret
+from monitor.db import dialect_insert_for, won
 from monitor.models import AppSetting, Person, Resident, table
 from monitor.windows import next_daily
 
@@ -131,21 +132,6 @@ class InvalidForm(ValueError):
         self.value = value
 
 
-def _key(session: Session, key: str | None) -> str:
-    """The configured key, else the shared one kept in the database (as secret_key makes)."""
-    if key:
-        return key
-    upsert(
-        session,
-        table(AppSetting),
-        [{"key": "secret_key", "value": secrets.token_urlsafe(48)}],
-        ["key"],
-    )
-    stored = session.get(AppSetting, "secret_key")
-    assert stored is not None
-    return stored.value
-
-
 def invite(
     session: Session,
     resident_id: str,
@@ -169,7 +155,7 @@ def invite(
         )
     )
     payload = [resident_id, issued, nonce, int(ttl.total_seconds())]
-    return URLSafeSerializer(_key(session, key), salt=INVITE_SALT).dumps(payload)
+    return URLSafeSerializer(shared_secret(session, key), salt=INVITE_SALT).dumps(payload)
 
 
 def read_invite(
@@ -178,7 +164,7 @@ def read_invite(
     """(resident, nonce) of a genuine, unexpired, unused invitation; raises an
     InvitationError subclass otherwise."""
     try:
-        payload = URLSafeSerializer(_key(session, key), salt=INVITE_SALT).loads(token)
+        payload = URLSafeSerializer(shared_secret(session, key), salt=INVITE_SALT).loads(token)
     except BadSignature as e:
         raise InviteTampered() from e
     if (
@@ -297,7 +283,7 @@ def opt_out_token(key: str, person_id: str) -> str:
 def read_opt_out(session: Session, token: str, *, key: str | None = None) -> Person:
     """The family member a genuine stop token names; raises StopTampered otherwise."""
     try:
-        payload = URLSafeSerializer(_key(session, key), salt=STOP_SALT).loads(token)
+        payload = URLSafeSerializer(shared_secret(session, key), salt=STOP_SALT).loads(token)
     except BadSignature as e:
         raise StopTampered() from e
     if not isinstance(payload, list) or len(payload) != 1 or not isinstance(payload[0], str):

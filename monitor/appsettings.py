@@ -16,12 +16,19 @@ def secret_key(sessions: sessionmaker[Session], configured: str | None = None) -
     if configured:
         return configured
     with sessions.begin() as session:
-        upsert(
-            session,
-            table(AppSetting),
-            [{"key": "secret_key", "value": secrets.token_urlsafe(48)}],
-            ["key"],
-        )
-        stored = session.get(AppSetting, "secret_key")
-        assert stored is not None
-        return stored.value
+        return shared_secret(session)
+
+
+def shared_secret(session: Session, configured: str | None = None) -> str:
+    """secret_key() inside a transaction the caller already has."""
+    if configured:
+        return configured
+    upsert(
+        session,
+        table(AppSetting),
+        [{"key": "secret_key", "value": secrets.token_urlsafe(48)}],
+        ["key"],
+    )
+    stored = session.get(AppSetting, "secret_key")
+    assert stored is not None
+    return stored.value

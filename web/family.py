@@ -11,9 +11,6 @@ answer or a refusal with the right status code. Forms carry an HMAC of the URL's
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from flask import Blueprint, current_app, render_template, request
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
@@ -35,6 +32,7 @@ from alerts.family import (
     read_opt_out,
 )
 from monitor.models import Resident
+from web import forms
 from web.app import get_runtime
 
 bp = Blueprint("family", __name__, url_prefix="/family")
@@ -168,16 +166,12 @@ class CrossSite(Exception):
 
 
 def form_token(kind: str, token: str) -> str:
-    """The hidden form field for /family/<kind>/<token>: an HMAC of the token."""
-    key = current_app.config["LINK_KEY"].encode()
-    msg = f"family-{kind}\x00{token}".encode()
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    """The hidden form field for /family/<kind>/<token> (see web/forms.py)."""
+    return forms.form_token(f"family-{kind}", token)
 
 
 def _check_form(kind: str, token: str, language: str | None) -> None:
-    sent = request.form.get("form_token", "")
-    cross = request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site")
-    if cross or not hmac.compare_digest(sent, form_token(kind, token)):
+    if not forms.form_ok(f"family-{kind}", token):
         raise CrossSite(language)
 
 

@@ -12,8 +12,6 @@ value, or one a browser marks as coming from another site (`Sec-Fetch-Site`), is
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,6 +33,7 @@ from alerts.tokens import (
     view,
 )
 from monitor.models import Person
+from web import forms
 from web.app import get_runtime
 
 bp = Blueprint("phone", __name__, url_prefix="/m")
@@ -184,10 +183,8 @@ class CrossSite(Exception):
 
 
 def form_token(token: str) -> str:
-    """The hidden form field for the page at /m/<token>: an HMAC of the link token under the
-    app's key. Cross-site pages cannot read it, and it fits no other link."""
-    key = current_app.config["LINK_KEY"].encode()
-    return hmac.new(key, b"phone-form\x00" + token.encode(), hashlib.sha256).hexdigest()
+    """The hidden form field for the page at /m/<token> (see web/forms.py)."""
+    return forms.form_token("phone-form", token)
 
 
 def _link(token: str) -> tuple[str, int]:
@@ -198,9 +195,7 @@ def _link(token: str) -> tuple[str, int]:
 
 
 def _check_form(token: str, view_language: str | None) -> None:
-    sent = request.form.get("form_token", "")
-    cross = request.headers.get("Sec-Fetch-Site", "") in ("cross-site", "same-site")
-    if cross or not hmac.compare_digest(sent, form_token(token)):
+    if not forms.form_ok("phone-form", token):
         raise CrossSite(view_language)
 
 
