@@ -71,7 +71,7 @@ class AlertBook:
                 "due_at": stmt.excluded.due_at,
                 "detail": stmt.excluded.detail,
             },
-        ).returning(AL.c.id, AL.c.repeats, sort_by_parameter_order=True)
+        ).returning(AL.c.resident_id, AL.c.cause, AL.c.id, AL.c.repeats)
         rows = [
             {
                 "resident_id": f.resident_id,
@@ -91,9 +91,12 @@ class AlertBook:
             }
             for f in findings
         ]
-        result = session.execute(stmt, rows).all()
+        # Rows come back matched by key, not by position: asking SQLite for parameter order
+        # would cost one statement per alert instead of a few multi-row statements.
+        result = {(r, c): (i, n) for r, c, i, n in session.execute(stmt, rows)}
         if self.on_raised:
-            for f, (alert_id, repeats) in zip(findings, result, strict=True):
+            for f in findings:
+                alert_id, repeats = result[(f.resident_id, f.cause)]
                 self.on_raised(Raised(alert_id, f, SEVERITY[f.kind], repeats))
 
     def _resolve(self, session: Session, findings: list[Finding]) -> None:
