@@ -51,6 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("invite", help="make a family invitation link for a resident")
     p.add_argument("--resident", required=True)
     p.add_argument("--by", default="staff", help="who is inviting (kept with the invitation)")
+    p = sub.add_parser("silence", help="hold notifications for a building or a resident")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--building")
+    target.add_argument("--resident")
+    p.add_argument("--until", type=_timestamp, required=True)
+    p.add_argument("--from", dest="start", type=_timestamp, help="default: now")
+    p.add_argument("--reason", default="")
+    p.add_argument("--by", default="staff")
     p = sub.add_parser("db", help="database maintenance")
     p.add_argument("action", choices=["upgrade"])
 
@@ -212,12 +220,42 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_silence(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.models import Resident, Silence
+    from monitor.runtime import Runtime
+
+    runtime = Runtime(settings)
+    now = runtime.clock.now()
+    start = args.start or now
+    if args.until <= start:
+        raise ValueError(f"--until {args.until.isoformat()} is not after {start.isoformat()}")
+    with runtime.sessions.begin() as session:
+        if args.resident and session.get(Resident, args.resident) is None:
+            raise ValueError(f"there is no resident {args.resident!r}")
+        session.add(
+            Silence(
+                building=args.building,
+                resident_id=args.resident,
+                starts_at=start,
+                ends_at=args.until,
+                reason=args.reason,
+                created_by=args.by,
+                created_at=now,
+            )
+        )
+    runtime.db.dispose()
+    what = f"building {args.building}" if args.building else f"resident {args.resident}"
+    print(f"silenced {what} until {args.until.isoformat()} (help cards still go through)")
+    return 0
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "import": cmd_import,
     "replay": cmd_replay,
     "record": cmd_record,
     "invite": cmd_invite,
+    "silence": cmd_silence,
     "db": cmd_db,
 }
 

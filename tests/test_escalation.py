@@ -174,3 +174,80 @@ def test_a_burst_of_missed_windows_is_one_system_message_to_staff(
     assert all(
         a.detail.startswith("grouped into system alert") for a in alerts(rt, kind="missed_routine")
     )
+
+
+def test_staff_set_a_silence_from_the_command_line(
+    db_url: str, rx: Receiver, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    rt = start(db_url, community(rx))
+    until = local(DAY, "11:00").isoformat()
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "silence",
+                "--building",
+                "3",
+                "--from",
+                local(DAY, "08:00").isoformat(),
+                "--until",
+                until,
+                "--reason",
+                "power cut",
+                "--by",
+                "s-chen",
+            ]
+        )
+        == 0
+    )
+    assert "silenced building 3" in capsys.readouterr().out
+    at(rt, local(DAY, "09:15"))
+    assert rx.to("v-day") == []
+    at(rt, local(DAY, "11:00"))
+    assert len(rx.to("v-day")) == 1
+    assert (
+        main(
+            [
+                "--database",
+                db_url,
+                "silence",
+                "--resident",
+                "nobody",
+                "--until",
+                until,
+                "--from",
+                local(DAY, "08:00").isoformat(),
+            ]
+        )
+        == 2
+    )
+    assert "there is no resident 'nobody'" in capsys.readouterr().err
+
+
+def test_two_instances_climbing_the_same_ladders_send_each_message_once(
+    db_url: str, rx: Receiver
+) -> None:
+    import threading
+
+    first = start(db_url, community(rx, residents=5), residents=5)
+    clock = first.clock
+    second = Runtime(Settings(database_url=db_url), clock, migrate=False)
+    assert isinstance(clock, SimulatedClock)
+    for hm in ("09:15", "09:31"):  # volunteers, then staff 15 minutes later
+        clock.set(local(DAY, hm))
+        first.engine.settle_due()
+        barrier = threading.Barrier(2)
+
+        def climb(rt: Runtime, barrier: threading.Barrier) -> None:
+            barrier.wait()
+            rt.notify()
+
+        threads = [threading.Thread(target=climb, args=(rt, barrier)) for rt in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert len(rx.to("v-day")) == 5 and len(rx.to("s-chen")) == 5
