@@ -15,7 +15,7 @@ from alerts.messages import WHAT
 from monitor.clock import Clock
 from monitor.db import upsert, won
 from monitor.models import Alert, Delivery, Event, Person, Resident, Routine, table
-from monitor.windows import next_daily
+from monitor.windows import next_daily, wall_time
 
 P = table(Person)
 
@@ -73,7 +73,7 @@ class Digester:
                     session.execute(
                         update(P)
                         .where(P.c.id == person.id, P.c.digest_next_at == old)
-                        .values(digest_next_at=next_daily(_hm(person.digest_at), tz, now))
+                        .values(digest_next_at=next_daily(wall_time(person.digest_at), tz, now))
                     )
                 )
                 if not moved or person.consent is None or person.opted_out_at is not None:
@@ -149,11 +149,6 @@ def render_digest(
     if all(a.status == "resolved" for a, _ in day_alerts) and parts:
         lines.append(WORDS[lang]["well"])
     return f"{resident.name} {day:%m-%d}", "\n".join(lines)
-
-
-def _hm(text: str) -> time:
-    h, m = text.split(":")
-    return time(int(h), int(m))
 
 
 def _name(session: Session, person_id: str) -> str:

@@ -3,13 +3,10 @@ Pure functions of a person's settings and a local moment."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-
-def _hm(text: str) -> time:
-    h, m = text.split(":")
-    return time(int(h), int(m))
+from monitor.windows import wall_time
 
 
 def on_duty(rota: list[dict[str, Any]], moment: datetime) -> bool:
@@ -18,7 +15,7 @@ def on_duty(rota: list[dict[str, Any]], moment: datetime) -> bool:
         return True
     t, day = moment.time(), moment.weekday()
     for spell in rota:
-        start, end, days = _hm(spell["from"]), _hm(spell["to"]), spell["days"]
+        start, end, days = wall_time(spell["from"]), wall_time(spell["to"]), spell["days"]
         if start < end:
             if day in days and start <= t < end:
                 return True
@@ -32,7 +29,7 @@ def quiet_until(quiet: dict[str, Any] | None, moment: datetime) -> datetime | No
     """If local `moment` falls in the quiet hours, when they end (local); else None."""
     if not quiet:
         return None
-    start, end, t = _hm(quiet["from"]), _hm(quiet["to"]), moment.time()
+    start, end, t = wall_time(quiet["from"]), wall_time(quiet["to"]), moment.time()
     inside = start <= t < end if start < end else (t >= start or t < end)
     if not inside:
         return None

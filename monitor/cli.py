@@ -147,10 +147,10 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from alerts.lifecycle import Raised
     from monitor.models import Resident
     from monitor.runtime import Runtime
-    from sensors.replay import Replay, first_time, last_time
+    from sensors.replay import Replay, time_span
 
-    start = args.start or first_time(args.events)
-    until = args.until or last_time(args.events)
+    first, last = time_span(args.events)
+    start, until = args.start or first, args.until or last
     raised: list[Raised] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = settings.database_url if args.database else f"sqlite:///{tmp}/replay.db"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
@@ -29,7 +29,7 @@ from monitor.models import (
     Settlement,
     table,
 )
-from monitor.windows import local_date, window_on
+from monitor.windows import local_date, wall_time, window_on
 
 R = table(Routine)
 E = table(Event)
@@ -117,8 +117,8 @@ class Engine:
             for tz, start, end, grace_s, day, old_due in groups:
                 nxt = window_on(
                     day + timedelta(days=1),
-                    _hm(start),
-                    _hm(end),
+                    wall_time(start),
+                    wall_time(end),
                     timedelta(seconds=grace_s),
                     ZoneInfo(tz),
                 )
@@ -411,12 +411,6 @@ def _settle_insert(session: Session) -> Any:
             .returning(S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at, S.c.outcome)
         )
     return _SETTLE_INSERTS[dialect]
-
-
-def _hm(value: str | None) -> time:
-    assert value is not None, "window routines always have start and end"
-    h, m = value.split(":")
-    return time(int(h), int(m))
 
 
 def _device_detail(

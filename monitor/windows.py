@@ -18,6 +18,13 @@ class Window(NamedTuple):
     due_at: datetime  # UTC: end + grace; unsatisfied by then means missed
 
 
+def wall_time(text: str | None) -> time:
+    """A stored "HH:MM" (already validated on import) as a time."""
+    assert text is not None, "a stored wall time is always set where it is read"
+    h, m = text.split(":")
+    return time(int(h), int(m))
+
+
 def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
     """The UTC instant of wall-clock `wall` on `day` in `tz` (see module doc for gaps/folds)."""
     return datetime.combine(day, wall, tzinfo=tz).astimezone(UTC)

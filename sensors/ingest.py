@@ -402,8 +402,12 @@ class _ManyRows:
         conn.exec_driver_sql(
             sql,
             [
-                tuple([row[i] if proc is None or row[i] is None else proc(row[i])
-                       for i, proc in columns])
+                tuple(
+                    [
+                        row[i] if proc is None or row[i] is None else proc(row[i])
+                        for i, proc in columns
+                    ]
+                )
                 for row in rows
             ],
         )

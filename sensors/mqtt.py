@@ -177,7 +177,7 @@ class _BufferedSocket:
                 return data  # b"" = connection closed, as from the socket itself
             self._buf, self._pos = data, 0
         end = self._pos + size
-        out = self._buf[self._pos:end]
+        out = self._buf[self._pos : end]
         self._pos = min(end, len(self._buf))
         return out
 
@@ -209,8 +209,9 @@ class _PubAck:
 
     __slots__ = ("client", "mid", "ack_together")
 
-    def __init__(self, client: mqtt.Client, mid: int,
-                 ack_together: Callable[[list[Ack]], None]) -> None:
+    def __init__(
+        self, client: mqtt.Client, mid: int, ack_together: Callable[[list[Ack]], None]
+    ) -> None:
         self.client = client
         self.mid = mid
         self.ack_together = ack_together

@@ -64,21 +64,16 @@ def parse_line(number: int, raw: bytes) -> Line:
     return Line(number, ts.astimezone(UTC), obj["topic"], data)
 
 
-def first_time(path: Path) -> datetime:
+def time_span(path: Path) -> tuple[datetime, datetime]:
+    """The first and last event times of a file, in one pass."""
+    first = last = None
     for item in read_events(path):
         if isinstance(item, Line):
-            return item.ts
-    raise EventFileError(f"{path}: no events")
-
-
-def last_time(path: Path) -> datetime:
-    last = None
-    for item in read_events(path):
-        if isinstance(item, Line):
+            first = first or item.ts
             last = item.ts
-    if last is None:
+    if first is None or last is None:
         raise EventFileError(f"{path}: no events")
-    return last
+    return first, last
 
 
 @dataclass
