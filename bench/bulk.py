@@ -80,9 +80,16 @@ def routine_columns(x: RoutineSpec, tz_name: str, now: datetime) -> dict[str, An
     end = x.end.strftime("%H:%M") if x.end else None
     match_kind, match_value = ROUTINE_MATCH[x.kind]
     cols: dict[str, Any] = {
-        "kind": x.kind, "slot": x.slot, "start": start, "end": end,
-        "grace_s": int(x.grace.total_seconds()), "hours": x.hours, "timezone": tz_name,
-        "match_kind": match_kind, "match_value": match_value, "active": True,
+        "kind": x.kind,
+        "slot": x.slot,
+        "start": start,
+        "end": end,
+        "grace_s": int(x.grace.total_seconds()),
+        "hours": x.hours,
+        "timezone": tz_name,
+        "match_kind": match_kind,
+        "match_value": match_value,
+        "active": True,
     }
     if x.kind == "help":
         cols.update(window_date=None, window_start_at=None, next_due_at=None)
@@ -102,37 +109,91 @@ def _chunks(n: int, size: int) -> Iterator[range]:
         yield range(lo, min(n, lo + size))
 
 
-def load(engine: Engine, template: Template, n: int, now: datetime,
-         away: dict[int, list[tuple[date, date]]] | None = None) -> dict[str, int]:
+def load(
+    engine: Engine,
+    template: Template,
+    n: int,
+    now: datetime,
+    away: dict[int, list[tuple[date, date]]] | None = None,
+) -> dict[str, int]:
     """Insert `n` residents of `template` (plus their away periods) as if imported at `now`
     into the (migrated, empty) database behind `engine`. Returns row counts."""
     away = away or {}
     routines = [routine_columns(x, template.timezone, now) for x in template.routine_specs()]
     counts = {"residents": 0, "devices": 0, "routines": 0, "away_periods": 0}
     with engine.begin() as conn:
-        conn.execute(insert(table(Community)), [
-            {"id": 1, "timezone": template.timezone, "escalation": [], "imported_at": now}])
+        conn.execute(
+            insert(table(Community)),
+            [{"id": 1, "timezone": template.timezone, "escalation": [], "imported_at": now}],
+        )
         for ids in _chunks(n, CHUNK):
-            _insert(conn, counts, "residents", table(Resident), [
-                {"id": template.resident_id(i), "name": f"Resident {i}",
-                 "building": str(i // 100), "unit": f"{i % 100:02d}",
-                 "timezone": template.timezone, "active": True} for i in ids])
-            _insert(conn, counts, "devices", table(Device), [
-                {"id": template.device_id(p, i), "resident_id": template.resident_id(i),
-                 "kind": k, "light_threshold": 30.0, "state": None, "last_seen": None,
-                 "battery": None, "online": None, "alive_until": None, "created_at": now}
-                for i in ids for p, k in template.devices])
-            _insert(conn, counts, "routines", table(Routine), [
-                {"resident_id": template.resident_id(i), **cols}
-                for i in ids for cols in routines])
-            _insert(conn, counts, "away_periods", table(AwayPeriod), [
-                {"resident_id": template.resident_id(i), "first_day": a, "last_day": b}
-                for i in ids for a, b in away.get(i, ())])
+            _insert(
+                conn,
+                counts,
+                "residents",
+                table(Resident),
+                [
+                    {
+                        "id": template.resident_id(i),
+                        "name": f"Resident {i}",
+                        "building": str(i // 100),
+                        "unit": f"{i % 100:02d}",
+                        "timezone": template.timezone,
+                        "active": True,
+                    }
+                    for i in ids
+                ],
+            )
+            _insert(
+                conn,
+                counts,
+                "devices",
+                table(Device),
+                [
+                    {
+                        "id": template.device_id(p, i),
+                        "resident_id": template.resident_id(i),
+                        "kind": k,
+                        "light_threshold": 30.0,
+                        "state": None,
+                        "last_seen": None,
+                        "battery": None,
+                        "online": None,
+                        "alive_until": None,
+                        "created_at": now,
+                    }
+                    for i in ids
+                    for p, k in template.devices
+                ],
+            )
+            _insert(
+                conn,
+                counts,
+                "routines",
+                table(Routine),
+                [
+                    {"resident_id": template.resident_id(i), **cols}
+                    for i in ids
+                    for cols in routines
+                ],
+            )
+            _insert(
+                conn,
+                counts,
+                "away_periods",
+                table(AwayPeriod),
+                [
+                    {"resident_id": template.resident_id(i), "first_day": a, "last_day": b}
+                    for i in ids
+                    for a, b in away.get(i, ())
+                ],
+            )
     return counts
 
 
-def _insert(conn: Connection, counts: dict[str, int], name: str, table: Any,
-            rows: list[dict[str, Any]]) -> None:
+def _insert(
+    conn: Connection, counts: dict[str, int], name: str, table: Any, rows: list[dict[str, Any]]
+) -> None:
     if rows:
         conn.execute(insert(table), rows)
         counts[name] += len(rows)
@@ -146,15 +207,18 @@ class FastInsert:
 
     def __init__(self, conn: Connection, table: Any, columns: Sequence[str]) -> None:
         dialect = conn.dialect
-        compiled: Any = insert(table).values({c: bindparam(c) for c in columns}).compile(
-            dialect=dialect)
+        compiled: Any = (
+            insert(table).values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+        )
         if not compiled.positional or set(compiled.positiontup) != set(columns):
             raise NotImplementedError(f"FastInsert needs a positional dialect, not {dialect.name}")
         self.conn = conn
         self.sql: str = compiled.string
         self.order = [list(columns).index(n) for n in compiled.positiontup]
-        self.procs = [compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
-                      for n in compiled.positiontup]
+        self.procs = [
+            compiled.binds[n].type.dialect_impl(dialect).bind_processor(dialect)
+            for n in compiled.positiontup
+        ]
         self._memo: dict[Any, Any] = {}
 
     def _value(self, proc: Any, value: Any) -> Any:
@@ -173,7 +237,8 @@ class FastInsert:
             return 0
         pairs = list(zip(self.order, self.procs, strict=True))
         self.conn.exec_driver_sql(
-            self.sql, [tuple([self._value(p, row[i]) for i, p in pairs]) for row in rows])
+            self.sql, [tuple([self._value(p, row[i]) for i, p in pairs]) for row in rows]
+        )
         return len(rows)
 
 
@@ -185,8 +250,12 @@ _COMPARED = {
 }
 
 
-def check_like_importer(template: Template, sample: Sequence[int], now: datetime,
-                        away: dict[int, list[tuple[date, date]]] | None = None) -> None:
+def check_like_importer(
+    template: Template,
+    sample: Sequence[int],
+    now: datetime,
+    away: dict[int, list[tuple[date, date]]] | None = None,
+) -> None:
     """Import residents `sample` once through monitor.importer.apply_community and once
     through `load`, each into a scratch SQLite database, and assert the rows are equal
     (all columns but surrogate ids). Raises AssertionError naming the first difference."""
@@ -218,6 +287,7 @@ def _rows(engine: Engine, table: Any, key: tuple[str, ...], residents: list[str]
     surrogate = table.name in ("routines", "away_periods")  # integer ids differ, naturally
     cols = [c for c in table.c if not (surrogate and c.name == "id")]
     with engine.connect() as conn:
-        rows = conn.execute(select(*cols).where(col.in_(residents))
-                            .order_by(*(table.c[k] for k in key))).all()
+        rows = conn.execute(
+            select(*cols).where(col.in_(residents)).order_by(*(table.c[k] for k in key))
+        ).all()
     return [tuple(r) for r in rows]

@@ -91,10 +91,14 @@ def bench_conf_overrides(inflight: int | None) -> dict[str, ConfValue]:
 
 # One door sensor per resident, a door routine and an inactivity routine: each stored event
 # also re-arms inactivity, as in production.
-TEMPLATE = Template("Asia/Shanghai", (("door", "door"),), (
-    {"kind": "door", "start": "06:00", "end": "22:00"},
-    {"kind": "inactivity", "hours": 12},
-))
+TEMPLATE = Template(
+    "Asia/Shanghai",
+    (("door", "door"),),
+    (
+        {"kind": "door", "start": "06:00", "end": "22:00"},
+        {"kind": "inactivity", "hours": 12},
+    ),
+)
 
 
 def device_id(i: int) -> str:
@@ -134,9 +138,14 @@ def make_backlog(count: int, devices: int, change_share: float, seed: int) -> Ba
 
 
 def cw_settings(db: Path, broker: MosquittoBroker, protocol: str, rep: int) -> Settings:
-    return Settings(database_url=f"sqlite:///{db}", mqtt_host=broker.host,
-                    mqtt_port=broker.port, mqtt_client_id=f"cw-bench-{protocol}-{rep}",
-                    mqtt_protocol=protocol, mqtt_topics=(TOPIC_FILTER,))
+    return Settings(
+        database_url=f"sqlite:///{db}",
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        mqtt_client_id=f"cw-bench-{protocol}-{rep}",
+        mqtt_protocol=protocol,
+        mqtt_topics=(TOPIC_FILTER,),
+    )
 
 
 class BareSubscriber:
@@ -228,8 +237,9 @@ def timed(broker_proc: psutil.Process, run: Callable[[], dict[str, Any]], count:
     return Drain(seconds, count, _cpu(me) - c0, _cpu(broker_proc) - b0, extra)
 
 
-def drain_bare(broker: MosquittoBroker, protocol: str, rep: int, count: int,
-               timeout: float) -> Drain:
+def drain_bare(
+    broker: MosquittoBroker, protocol: str, rep: int, count: int, timeout: float
+) -> Drain:
     sub = BareSubscriber(broker, protocol, rep)
     sub.target = count
 
@@ -246,8 +256,9 @@ def drain_bare(broker: MosquittoBroker, protocol: str, rep: int, count: int,
         sub.stop()
 
 
-def drain_cw(db: Path, broker: MosquittoBroker, protocol: str, rep: int, count: int,
-             timeout: float) -> Drain:
+def drain_cw(
+    db: Path, broker: MosquittoBroker, protocol: str, rep: int, count: int, timeout: float
+) -> Drain:
     rt = Runtime(cw_settings(db, broker, protocol, rep), migrate=False)
     stats = rt.ingestor.stats
 
@@ -256,8 +267,10 @@ def drain_cw(db: Path, broker: MosquittoBroker, protocol: str, rep: int, count: 
         deadline = time.monotonic() + timeout
         while stats.messages < count:  # stats move only after a batch commits
             if time.monotonic() > deadline:
-                raise RuntimeError(f"curtainwatch ({protocol}): {stats.messages} of {count} "
-                                   f"stored after {timeout}s")
+                raise RuntimeError(
+                    f"curtainwatch ({protocol}): {stats.messages} of {count} "
+                    f"stored after {timeout}s"
+                )
             time.sleep(0.01)  # coarse on purpose: a busy poller would steal the GIL
         return {"batches": stats.batches}
 
@@ -267,9 +280,9 @@ def drain_cw(db: Path, broker: MosquittoBroker, protocol: str, rep: int, count: 
         with rt.sessions() as session:
             drain.extra["events_db"] = session.scalar(select(func.count()).select_from(Event))
             drain.extra["dead_letters"] = session.scalar(
-                select(func.count()).select_from(DeadLetter))
-            drain.extra["unknown"] = session.scalar(
-                select(func.count()).select_from(UnknownDevice))
+                select(func.count()).select_from(DeadLetter)
+            )
+            drain.extra["unknown"] = session.scalar(select(func.count()).select_from(UnknownDevice))
         drain.extra["messages"] = stats.messages
         return drain
     finally:
@@ -280,20 +293,38 @@ def drain_cw(db: Path, broker: MosquittoBroker, protocol: str, rep: int, count: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:4]))
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:4]),
+    )
     ap.add_argument("--count", type=int, default=200_000, help="backlog size (default 200000)")
     ap.add_argument("--devices", type=int, default=10_000, help="residents/devices (10000)")
-    ap.add_argument("--protocol", choices=["3.1.1", "5", "both"], default="3.1.1",
-                    help="MQTT version of both subscribers (default 3.1.1, the faster one)")
-    ap.add_argument("--repeat", type=int, default=2,
-                    help="drains per subscriber and protocol, interleaved; the best counts "
-                         "(default 2: this machine is shared, single runs are noisy)")
-    ap.add_argument("--inflight", type=int, default=None,
-                    help="broker max_inflight_messages (default: bench/mosquitto-bench.conf)")
-    ap.add_argument("--change-share", type=float, default=0.5,
-                    help="share of messages that are door contacts (default 0.5)")
+    ap.add_argument(
+        "--protocol",
+        choices=["3.1.1", "5", "both"],
+        default="3.1.1",
+        help="MQTT version of both subscribers (default 3.1.1, the faster one)",
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="drains per subscriber and protocol, interleaved; the best counts "
+        "(default 2: this machine is shared, single runs are noisy)",
+    )
+    ap.add_argument(
+        "--inflight",
+        type=int,
+        default=None,
+        help="broker max_inflight_messages (default: bench/mosquitto-bench.conf)",
+    )
+    ap.add_argument(
+        "--change-share",
+        type=float,
+        default=0.5,
+        help="share of messages that are door contacts (default 0.5)",
+    )
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--timeout", type=float, default=600.0, help="per drain, seconds")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (for debugging)")
@@ -310,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     try:
         broker.start()
-        print(f"broker {broker.host}:{broker.port} (mosquitto, bench/mosquitto-bench.conf) "
-              f"max_inflight_messages={broker.overrides.get('max_inflight_messages')} "
-              f"max_queued_messages={broker.overrides.get('max_queued_messages')}")
+        print(
+            f"broker {broker.host}:{broker.port} (mosquitto, bench/mosquitto-bench.conf) "
+            f"max_inflight_messages={broker.overrides.get('max_inflight_messages')} "
+            f"max_queued_messages={broker.overrides.get('max_queued_messages')}"
+        )
 
         t = time.perf_counter()
         now = datetime.now(UTC)
@@ -322,9 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         engine = make_engine(f"sqlite:///{template}")
         counts = load(engine, TEMPLATE, args.devices, now)
         engine.dispose()
-        print(f"loaded {counts['residents']} residents, {counts['devices']} devices, "
-              f"{counts['routines']} routines in {time.perf_counter() - t:.1f}s "
-              f"(bulk, checked against monitor.importer on a sample)")
+        print(
+            f"loaded {counts['residents']} residents, {counts['devices']} devices, "
+            f"{counts['routines']} routines in {time.perf_counter() - t:.1f}s "
+            f"(bulk, checked against monitor.importer on a sample)"
+        )
 
         dbs: dict[tuple[str, int], Path] = {}
         for p, r in runs:
@@ -335,46 +370,71 @@ def main(argv: list[str] | None = None) -> int:
 
         backlog = make_backlog(args.count, args.devices, args.change_share, args.seed)
         t = time.perf_counter()
-        publish_many(broker.host, broker.port, backlog.messages, qos=1, max_inflight=100,
-                     client_id="bench-publisher", timeout=args.timeout)
+        publish_many(
+            broker.host,
+            broker.port,
+            backlog.messages,
+            qos=1,
+            max_inflight=100,
+            client_id="bench-publisher",
+            timeout=args.timeout,
+        )
         took = time.perf_counter() - t
-        print(f"published {args.count} QoS 1 readings for {args.devices} devices in {took:.1f}s "
-              f"({args.count / took:.0f} msg/s; {backlog.state_changes} state changes), "
-              f"queued for {2 * len(runs)} offline persistent sessions")
+        print(
+            f"published {args.count} QoS 1 readings for {args.devices} devices in {took:.1f}s "
+            f"({args.count / took:.0f} msg/s; {backlog.state_changes} state changes), "
+            f"queued for {2 * len(runs)} offline persistent sessions"
+        )
 
         results: dict[str, list[tuple[Drain, Drain]]] = {p: [] for p in protocols}
         for p, r in runs:
             bare = drain_bare(broker, p, r, args.count, args.timeout)
-            print(f"[{p} #{r + 1}] bare paho:     {bare.seconds:6.2f}s {bare.rate:7.0f} msg/s"
-                  f"       (cpu: client {bare.cpu_s:.1f}s = "
-                  f"{bare.cpu_s / bare.count * 1e6:.0f} us/msg, broker {bare.broker_cpu_s:.1f}s)")
+            print(
+                f"[{p} #{r + 1}] bare paho:     {bare.seconds:6.2f}s {bare.rate:7.0f} msg/s"
+                f"       (cpu: client {bare.cpu_s:.1f}s = "
+                f"{bare.cpu_s / bare.count * 1e6:.0f} us/msg, broker {bare.broker_cpu_s:.1f}s)"
+            )
             cw = drain_cw(dbs[p, r], broker, p, r, args.count, args.timeout)
             x = cw.extra
-            print(f"[{p} #{r + 1}] curtainwatch:  {cw.seconds:6.2f}s {cw.rate:7.0f} readings/s"
-                  f"  (cpu: process {cw.cpu_s:.1f}s = {cw.cpu_s / cw.count * 1e6:.0f} us/msg, "
-                  f"broker {cw.broker_cpu_s:.1f}s; {x['batches']} batches of "
-                  f"{cw.count / max(1, x['batches']):.0f})")
-            ok = (x["events_db"] == backlog.state_changes and x["dead_letters"] == 0
-                  and x["unknown"] == 0 and x["messages"] == args.count)
-            print(f"[{p} #{r + 1}] events stored {x['events_db']} = state changes published "
-                  f"{backlog.state_changes}, dead letters {x['dead_letters']}, unknown devices "
-                  f"{x['unknown']}: {'OK' if ok else 'MISMATCH'}")
+            print(
+                f"[{p} #{r + 1}] curtainwatch:  {cw.seconds:6.2f}s {cw.rate:7.0f} readings/s"
+                f"  (cpu: process {cw.cpu_s:.1f}s = {cw.cpu_s / cw.count * 1e6:.0f} us/msg, "
+                f"broker {cw.broker_cpu_s:.1f}s; {x['batches']} batches of "
+                f"{cw.count / max(1, x['batches']):.0f})"
+            )
+            ok = (
+                x["events_db"] == backlog.state_changes
+                and x["dead_letters"] == 0
+                and x["unknown"] == 0
+                and x["messages"] == args.count
+            )
+            print(
+                f"[{p} #{r + 1}] events stored {x['events_db']} = state changes published "
+                f"{backlog.state_changes}, dead letters {x['dead_letters']}, unknown devices "
+                f"{x['unknown']}: {'OK' if ok else 'MISMATCH'}"
+            )
             failed |= not ok
             results[p].append((bare, cw))
 
         print()
-        print(f"best of {args.repeat} per subscriber (ratio = curtainwatch readings/s "
-              f"/ bare msg/s, target >= {TARGET_RATIO}):")
-        print(f"{'protocol':>8} {'N':>8} {'bare s':>7} {'bare msg/s':>10} {'cw s':>7} "
-              f"{'cw readings/s':>13} {'ratio':>6}  per-run ratios")
+        print(
+            f"best of {args.repeat} per subscriber (ratio = curtainwatch readings/s "
+            f"/ bare msg/s, target >= {TARGET_RATIO}):"
+        )
+        print(
+            f"{'protocol':>8} {'N':>8} {'bare s':>7} {'bare msg/s':>10} {'cw s':>7} "
+            f"{'cw readings/s':>13} {'ratio':>6}  per-run ratios"
+        )
         for p, pairs in results.items():
             bare = min((b for b, _ in pairs), key=lambda d: d.seconds)
             cw = min((c for _, c in pairs), key=lambda d: d.seconds)
             ratio = cw.rate / bare.rate
             verdict = "ok" if ratio >= TARGET_RATIO else f"BELOW {TARGET_RATIO}"
             each = " ".join(f"{c.rate / b.rate:.2f}" for b, c in pairs)
-            print(f"{p:>8} {args.count:>8} {bare.seconds:7.2f} {bare.rate:10.0f} "
-                  f"{cw.seconds:7.2f} {cw.rate:13.0f} {ratio:6.2f}  {each}  {verdict}")
+            print(
+                f"{p:>8} {args.count:>8} {bare.seconds:7.2f} {bare.rate:10.0f} "
+                f"{cw.seconds:7.2f} {cw.rate:13.0f} {ratio:6.2f}  {each}  {verdict}"
+            )
     finally:
         broker.stop()
         if args.keep:

@@ -76,8 +76,9 @@ ROUTINES: tuple[dict[str, Any], ...] = (
     {"kind": "door", "start": "06:00", "end": "22:00"},
     {"kind": "inactivity", "hours": 12},
 )
-TEMPLATE = Template(TZ_NAME, (("curtain", "curtain"), ("door", "door"), ("light", "light")),
-                    ROUTINES)
+TEMPLATE = Template(
+    TZ_NAME, (("curtain", "curtain"), ("door", "door"), ("light", "light")), ROUTINES
+)
 WINDOW_ROUTINES = 4  # the first four routines have windows; ids follow the template order
 CHUNK = 2000  # residents per generated batch
 
@@ -97,20 +98,26 @@ def tick_time() -> datetime:
 class Plan:
     """Who is away and whose curtain sensor is dead; deterministic from the seed."""
 
-    def __init__(self, residents: int, away_share: float, offline_share: float,
-                 seed: int) -> None:
+    def __init__(self, residents: int, away_share: float, offline_share: float, seed: int) -> None:
         rng = random.Random(seed)
         ids = list(range(residents))
         rng.shuffle(ids)
         n_away, n_off = round(residents * away_share), round(residents * offline_share)
         self.away = set(ids[:n_away])
-        self.offline = set(ids[n_away:n_away + n_off // 2])  # availability says offline
-        self.silent = set(ids[n_away + n_off // 2:n_away + n_off])  # quiet since 2 days
+        self.offline = set(ids[n_away : n_away + n_off // 2])  # availability says offline
+        self.silent = set(ids[n_away + n_off // 2 : n_away + n_off])  # quiet since 2 days
         self.away_days = (LAST_DAY - timedelta(days=1), LAST_DAY + timedelta(days=2))
 
 
-def build_database(db: Path, residents: int, days: int, miss: float, away_share: float,
-                   offline_share: float, seed: int) -> None:
+def build_database(
+    db: Path,
+    residents: int,
+    days: int,
+    miss: float,
+    away_share: float,
+    offline_share: float,
+    seed: int,
+) -> None:
     """Child process: create and fill the database at `db` (see the module doc)."""
     t0 = time.perf_counter()
     url = f"sqlite:///{db}"
@@ -127,12 +134,14 @@ def build_database(db: Path, residents: int, days: int, miss: float, away_share:
         _set_device_state(conn, plan)
         events, settlements, alerts = _history(conn, residents, days, miss, plan, seed)
     engine.dispose()
-    print(f"built {counts['residents']} residents, {counts['devices']} devices, "
-          f"{counts['routines']} routines, {counts['away_periods']} away periods, "
-          f"{events} events, {settlements} settlements, {alerts} alerts "
-          f"in {time.perf_counter() - t0:.0f}s "
-          f"({db.stat().st_size / 2**20:.0f} MiB; builder peak RSS {_peak_rss_mb():.0f} MB)",
-          flush=True)
+    print(
+        f"built {counts['residents']} residents, {counts['devices']} devices, "
+        f"{counts['routines']} routines, {counts['away_periods']} away periods, "
+        f"{events} events, {settlements} settlements, {alerts} alerts "
+        f"in {time.perf_counter() - t0:.0f}s "
+        f"({db.stat().st_size / 2**20:.0f} MiB; builder peak RSS {_peak_rss_mb():.0f} MB)",
+        flush=True,
+    )
 
 
 def _check_routine_ids(conn: Connection, residents: int) -> None:
@@ -143,8 +152,11 @@ def _check_routine_ids(conn: Connection, residents: int) -> None:
     per = len(ROUTINES)
     assert (lo, hi, n) == (1, per * residents, per * residents), (lo, hi, n)
     for i in (0, residents - 1):
-        rows = conn.execute(select(R.c.id, R.c.kind).where(
-            R.c.resident_id == TEMPLATE.resident_id(i)).order_by(R.c.id)).all()
+        rows = conn.execute(
+            select(R.c.id, R.c.kind)
+            .where(R.c.resident_id == TEMPLATE.resident_id(i))
+            .order_by(R.c.id)
+        ).all()
         assert rows == [(per * i + k + 1, r["kind"]) for k, r in enumerate(ROUTINES)], rows
 
 
@@ -153,38 +165,73 @@ def _set_device_state(conn: Connection, plan: Plan) -> None:
     D = table(Device)
     now = tick_time()
     seen = now - timedelta(minutes=10)
-    conn.execute(update(D).values(
-        last_seen=seen, battery=90.0, online=True, alive_until=seen + timedelta(hours=25),
-        state=case((D.c.kind == "door", "closed"), (D.c.kind == "light", "off"), else_="open")))
+    conn.execute(
+        update(D).values(
+            last_seen=seen,
+            battery=90.0,
+            online=True,
+            alive_until=seen + timedelta(hours=25),
+            state=case((D.c.kind == "door", "closed"), (D.c.kind == "light", "off"), else_="open"),
+        )
+    )
     curtains = [TEMPLATE.device_id("curtain", i) for i in sorted(plan.offline)]
     if curtains:
         conn.execute(update(D).where(D.c.id.in_(curtains)).values(online=False))
     quiet = now - timedelta(days=2)
     curtains = [TEMPLATE.device_id("curtain", i) for i in sorted(plan.silent)]
     if curtains:
-        conn.execute(update(D).where(D.c.id.in_(curtains)).values(
-            last_seen=quiet, alive_until=quiet + timedelta(hours=25)))
+        conn.execute(
+            update(D)
+            .where(D.c.id.in_(curtains))
+            .values(last_seen=quiet, alive_until=quiet + timedelta(hours=25))
+        )
 
 
-def _history(conn: Connection, residents: int, days: int, miss: float, plan: Plan,
-             seed: int) -> tuple[int, int, int]:
+def _history(
+    conn: Connection, residents: int, days: int, miss: float, plan: Plan, seed: int
+) -> tuple[int, int, int]:
     """Events for `days` days up to the tick, settlements and (resolved) alerts for every
     window before the last day. Returns the row counts."""
     rng = random.Random(seed + 1)
     cutoff = tick_time()
     day_list = [LAST_DAY - timedelta(days=k) for k in range(days - 1, -1, -1)]
-    windows = {(d, k): window_on(d, _hm(r["start"]), _hm(r["end"]),
-                                 timedelta(minutes=15 if "grace" in r else 0), TZ)
-               for d in day_list for k, r in enumerate(ROUTINES[:WINDOW_ROUTINES])}
+    windows = {
+        (d, k): window_on(
+            d, _hm(r["start"]), _hm(r["end"]), timedelta(minutes=15 if "grace" in r else 0), TZ
+        )
+        for d in day_list
+        for k, r in enumerate(ROUTINES[:WINDOW_ROUTINES])
+    }
     midnight = {d: local(d, 0) for d in day_list}
-    ev = FastInsert(conn, table(Event),
-                    ("resident_id", "device_id", "kind", "value", "ts", "received_at"))
-    st = FastInsert(conn, table(Settlement), ("routine_id", "resident_id", "kind", "window_date",
-                                              "due_at", "outcome", "settled_at"))
-    al = FastInsert(conn, table(Alert), (
-        "resident_id", "routine_id", "kind", "cause", "severity", "status", "detail", "due_at",
-        "raised_at", "last_raised_at", "repeats", "resolved_at", "outcome", "resolved_by",
-        "escalation_level"))
+    ev = FastInsert(
+        conn, table(Event), ("resident_id", "device_id", "kind", "value", "ts", "received_at")
+    )
+    st = FastInsert(
+        conn,
+        table(Settlement),
+        ("routine_id", "resident_id", "kind", "window_date", "due_at", "outcome", "settled_at"),
+    )
+    al = FastInsert(
+        conn,
+        table(Alert),
+        (
+            "resident_id",
+            "routine_id",
+            "kind",
+            "cause",
+            "severity",
+            "status",
+            "detail",
+            "due_at",
+            "raised_at",
+            "last_raised_at",
+            "repeats",
+            "resolved_at",
+            "outcome",
+            "resolved_by",
+            "escalation_level",
+        ),
+    )
     n_ev = n_st = n_al = 0
     for lo in range(0, residents, CHUNK):
         events: list[tuple[Any, ...]] = []
@@ -198,31 +245,64 @@ def _history(conn: Connection, residents: int, days: int, miss: float, plan: Pla
                 dead = d == LAST_DAY and i in (plan.offline | plan.silent)
                 missed = [rng.random() < miss for _ in range(WINDOW_ROUTINES)]
                 if not away:
-                    day_events = _day_events(rng, midnight[d], missed, dead, curtain, door,
-                                             light)
-                    events.extend((rid, dev, kind, value, ts, ts)
-                                  for dev, kind, value, ts in day_events if ts < cutoff)
+                    day_events = _day_events(rng, midnight[d], missed, dead, curtain, door, light)
+                    events.extend(
+                        (rid, dev, kind, value, ts, ts)
+                        for dev, kind, value, ts in day_events
+                        if ts < cutoff
+                    )
                 if d == LAST_DAY:
                     continue
                 for k in range(WINDOW_ROUTINES):
                     w = windows[d, k]
                     routine_id = len(ROUTINES) * i + k + 1
                     outcome = "away" if away else "missed" if missed[k] else "satisfied"
-                    settled.append((routine_id, rid, ROUTINES[k]["kind"], d, w.due_at, outcome,
-                                    w.due_at + timedelta(seconds=20)))
+                    settled.append(
+                        (
+                            routine_id,
+                            rid,
+                            ROUTINES[k]["kind"],
+                            d,
+                            w.due_at,
+                            outcome,
+                            w.due_at + timedelta(seconds=20),
+                        )
+                    )
                     if outcome == "missed":
-                        alerts.append((rid, routine_id, "missed_routine", f"routine:{routine_id}",
-                                       "warning", "resolved", "", w.due_at, w.due_at,
-                                       w.due_at, 0, w.due_at + timedelta(minutes=40), "fine",
-                                       "v-bench", 0))
+                        alerts.append(
+                            (
+                                rid,
+                                routine_id,
+                                "missed_routine",
+                                f"routine:{routine_id}",
+                                "warning",
+                                "resolved",
+                                "",
+                                w.due_at,
+                                w.due_at,
+                                w.due_at,
+                                0,
+                                w.due_at + timedelta(minutes=40),
+                                "fine",
+                                "v-bench",
+                                0,
+                            )
+                        )
         n_ev += ev.run(events)
         n_st += st.run(settled)
         n_al += al.run(alerts)
     return n_ev, n_st, n_al
 
 
-def _day_events(rng: random.Random, midnight: datetime, missed: list[bool], dead: bool,
-                curtain: str, door: str, light: str) -> list[tuple[str, str, str, datetime]]:
+def _day_events(
+    rng: random.Random,
+    midnight: datetime,
+    missed: list[bool],
+    dead: bool,
+    curtain: str,
+    door: str,
+    light: str,
+) -> list[tuple[str, str, str, datetime]]:
     """One day of one resident: curtain opens in the morning and closes in the evening,
     light on in the evening and off at night, one to three trips through the door. A
     missed routine has no satisfying event in its window (half the time a late one)."""
@@ -234,8 +314,7 @@ def _day_events(rng: random.Random, midnight: datetime, missed: list[bool], dead
         elif rng.random() < 0.5:
             out.append((curtain, "curtain", "open", midnight + (570 + rng.randrange(90)) * m))
         if not missed[1]:
-            out.append((curtain, "curtain", "closed",
-                        midnight + (1080 + rng.randrange(270)) * m))
+            out.append((curtain, "curtain", "closed", midnight + (1080 + rng.randrange(270)) * m))
         elif rng.random() < 0.5:
             out.append((curtain, "curtain", "closed", midnight + (1380 + rng.randrange(50)) * m))
     if not missed[2]:
@@ -295,14 +374,20 @@ _OUTCOME = """CASE
       AND (d.alive_until IS NULL OR d.alive_until >= r.next_due_at)) THEN 'unknown'
   ELSE 'missed' END"""
 FLOOR_STEPS = (
-    ("INSERT INTO settlements SELECT ... outcome (no RETURNING)", f"""
+    (
+        "INSERT INTO settlements SELECT ... outcome (no RETURNING)",
+        f"""
 INSERT INTO settlements (routine_id, resident_id, kind, window_date, due_at, outcome, settled_at)
 SELECT r.id, r.resident_id, r.kind, r.window_date, r.next_due_at, {_OUTCOME}, :now
 FROM routines AS r WHERE r.active AND r.next_due_at <= :now
-ON CONFLICT (routine_id, due_at) DO NOTHING"""),
-    ("UPDATE routines: advance the due windows", """
+ON CONFLICT (routine_id, due_at) DO NOTHING""",
+    ),
+    (
+        "UPDATE routines: advance the due windows",
+        """
 UPDATE routines SET window_date = :next_day, window_start_at = :next_open, next_due_at = :next_due
-WHERE active AND next_due_at = :now AND kind = 'curtain_open'"""),
+WHERE active AND next_due_at = :now AND kind = 'curtain_open'""",
+    ),
 )
 
 
@@ -313,16 +398,20 @@ def floor(db: Path, bare_s: float) -> None:
     nxt = window_on(LAST_DAY + timedelta(days=1), dtime(7), dtime(9), timedelta(minutes=15), TZ)
     engine = make_engine(f"sqlite:///{db}")
     dt = UTCDateTime()
-    params = {"now": now, "next_day": nxt.day, "next_open": nxt.opens_at,
-              "next_due": nxt.due_at}
+    params = {"now": now, "next_day": nxt.day, "next_open": nxt.opens_at, "next_due": nxt.due_at}
     try:
         with engine.connect() as conn:
             conn.execute(BARE_MISSED, {"now": now}).all()  # same warm-up as the bare query
             print("floor: the tick's writes as plain SQL on a copy (same pragmas):")
             total = 0.0
             for label, sql in FLOOR_STEPS:
-                stmt = text(sql).bindparams(*(bindparam(k, type_=dt) for k in
-                                             ("now", "next_open", "next_due") if f":{k}" in sql))
+                stmt = text(sql).bindparams(
+                    *(
+                        bindparam(k, type_=dt)
+                        for k in ("now", "next_open", "next_due")
+                        if f":{k}" in sql
+                    )
+                )
                 t = time.perf_counter()
                 rows = conn.execute(stmt, {k: v for k, v in params.items() if f":{k}" in sql})
                 took = time.perf_counter() - t
@@ -333,8 +422,10 @@ def floor(db: Path, bare_s: float) -> None:
             took = time.perf_counter() - t
             total += took
             print(f"    {took:6.3f}s  COMMIT (includes SQLite's automatic WAL checkpoint)")
-            print(f"    {total:6.3f}s  in all: {total / bare_s:.2f} x the bare query; no engine "
-                  f"can settle this tick on SQLite for less")
+            print(
+                f"    {total:6.3f}s  in all: {total / bare_s:.2f} x the bare query; no engine "
+                f"can settle this tick on SQLite for less"
+            )
     finally:
         engine.dispose()
 
@@ -347,8 +438,7 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
     """Time the bare query and the settle tick; print the figures. Returns (checks passed,
     bare query seconds)."""
     now = tick_time()
-    rt = Runtime(Settings(database_url=f"sqlite:///{db}"), clock=SimulatedClock(now),
-                 migrate=False)
+    rt = Runtime(Settings(database_url=f"sqlite:///{db}"), clock=SimulatedClock(now), migrate=False)
     ok = True
     try:
         times = []
@@ -362,10 +452,12 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
 
         statements: list[list[Any]] = []  # [SQL, parameter sets, seconds]
 
-        def before(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any,
-                   many: bool) -> None:
-            statements.append([" ".join(statement.split())[:64], len(params) if many else 1,
-                               time.perf_counter()])
+        def before(
+            _conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, many: bool
+        ) -> None:
+            statements.append(
+                [" ".join(statement.split())[:64], len(params) if many else 1, time.perf_counter()]
+            )
 
         def after(*_: Any) -> None:
             statements[-1][2] = time.perf_counter() - statements[-1][2]
@@ -385,28 +477,49 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
 
         S, AL = table(Settlement), table(Alert)
         with rt.db.connect() as conn:
-            outcomes: Counter[str] = Counter(dict(conn.execute(
-                select(S.c.outcome, func.count()).where(S.c.settled_at == now)
-                .group_by(S.c.outcome)).all()))
-            missed_settle = set(conn.execute(select(S.c.routine_id).where(
-                S.c.settled_at == now, S.c.outcome == "missed")).scalars())
-            raised = conn.execute(select(func.count()).select_from(AL).where(
-                AL.c.raised_at == now)).scalar()
-            due_left = conn.execute(select(func.count()).select_from(table(Routine)).where(
-                table(Routine).c.next_due_at <= now)).scalar()
+            outcomes: Counter[str] = Counter(
+                dict(
+                    conn.execute(
+                        select(S.c.outcome, func.count())
+                        .where(S.c.settled_at == now)
+                        .group_by(S.c.outcome)
+                    ).all()
+                )
+            )
+            missed_settle = set(
+                conn.execute(
+                    select(S.c.routine_id).where(S.c.settled_at == now, S.c.outcome == "missed")
+                ).scalars()
+            )
+            raised = conn.execute(
+                select(func.count()).select_from(AL).where(AL.c.raised_at == now)
+            ).scalar()
+            due_left = conn.execute(
+                select(func.count())
+                .select_from(table(Routine))
+                .where(table(Routine).c.next_due_at <= now)
+            ).scalar()
         ratio = settle_s / bare_s
         peak = _peak_rss_mb()
 
         print(f"tick at {now.astimezone(TZ):%Y-%m-%d %H:%M %Z}")
-        print(f"bare query:  {bare_s:7.3f}s  finds {len(missed_bare)} missed windows "
-              f"(first, cold run {times[0]:.3f}s)")
-        print(f"settle_due:  {settle_s:7.3f}s  settled {settled} windows: "
-              + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
-              + f"; {raised} alerts raised")
-        print(f"ratio settle / bare: {ratio:.2f} "
-              f"({'ok' if ratio <= TARGET_RATIO else f'ABOVE {TARGET_RATIO}'})")
-        print(f"SQL statements issued by settle_due: {len(statements)}, in order "
-              "(identical neighbours merged):")
+        print(
+            f"bare query:  {bare_s:7.3f}s  finds {len(missed_bare)} missed windows "
+            f"(first, cold run {times[0]:.3f}s)"
+        )
+        print(
+            f"settle_due:  {settle_s:7.3f}s  settled {settled} windows: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            + f"; {raised} alerts raised"
+        )
+        print(
+            f"ratio settle / bare: {ratio:.2f} "
+            f"({'ok' if ratio <= TARGET_RATIO else f'ABOVE {TARGET_RATIO}'})"
+        )
+        print(
+            f"SQL statements issued by settle_due: {len(statements)}, in order "
+            "(identical neighbours merged):"
+        )
         merged: list[list[Any]] = []
         for stmt, n, secs in statements:
             if merged and merged[-1][0] == stmt:
@@ -416,10 +529,14 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
         for stmt, times_, rows, secs in merged:
             print(f"    {times_:>4} x {stmt}  ({rows} parameter sets, {secs:.3f}s)")
         in_sql = sum(secs for *_, secs in merged)
-        print(f"    time outside those statements (Python, fetching RETURNING rows, commits): "
-              f"{settle_s - in_sql:.3f}s")
-        print(f"peak RSS of this process: {peak:.0f} MB ({rss_before:.0f} MB before settling; "
-              f"{'ok' if peak <= TARGET_RSS_MB else f'ABOVE {TARGET_RSS_MB} MB'})")
+        print(
+            f"    time outside those statements (Python, fetching RETURNING rows, commits): "
+            f"{settle_s - in_sql:.3f}s"
+        )
+        print(
+            f"peak RSS of this process: {peak:.0f} MB ({rss_before:.0f} MB before settling; "
+            f"{'ok' if peak <= TARGET_RSS_MB else f'ABOVE {TARGET_RSS_MB} MB'})"
+        )
 
         checks = {
             "missed windows settled == bare query's": missed_settle == missed_bare,
@@ -430,8 +547,10 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
             print(f"check: {name}: {'OK' if good else 'FAILED'}")
             ok &= good
         if not checks["missed windows settled == bare query's"]:
-            print(f"    only settle: {sorted(missed_settle - missed_bare)[:10]}; "
-                  f"only bare: {sorted(missed_bare - missed_settle)[:10]}")
+            print(
+                f"    only settle: {sorted(missed_settle - missed_bare)[:10]}; "
+                f"only bare: {sorted(missed_bare - missed_settle)[:10]}"
+            )
         if prof:
             out = io.StringIO()
             pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
@@ -443,20 +562,33 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
 
 def main(argv: list[str] | None = None) -> int:
     doc = __doc__ or ""
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="\n\n".join(doc.split("\n\n")[1:]))
+    ap = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(doc.split("\n\n")[1:]),
+    )
     ap.add_argument("--residents", type=int, default=100_000, help="default 100000")
     ap.add_argument("--days", type=int, default=7, help="days of events (default 7)")
-    ap.add_argument("--miss", type=float, default=0.05,
-                    help="chance that a routine is missed on a day (default 0.05)")
+    ap.add_argument(
+        "--miss",
+        type=float,
+        default=0.05,
+        help="chance that a routine is missed on a day (default 0.05)",
+    )
     ap.add_argument("--away", type=float, default=0.01, help="share of residents away (0.01)")
-    ap.add_argument("--offline", type=float, default=0.005,
-                    help="share of residents whose curtain sensor is dead (0.005)")
+    ap.add_argument(
+        "--offline",
+        type=float,
+        default=0.005,
+        help="share of residents whose curtain sensor is dead (0.005)",
+    )
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--profile", action="store_true", help="cProfile the settle tick")
-    ap.add_argument("--floor", action="store_true",
-                    help="also time the tick's writes as plain SQL on a copy of the database")
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the tick's writes as plain SQL on a copy of the database",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (for debugging)")
     args = ap.parse_args(argv)
 
@@ -465,7 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         child = multiprocessing.get_context("spawn").Process(
             target=build_database,
-            args=(db, args.residents, args.days, args.miss, args.away, args.offline, args.seed))
+            args=(db, args.residents, args.days, args.miss, args.away, args.offline, args.seed),
+        )
         child.start()
         child.join()
         if child.exitcode != 0:

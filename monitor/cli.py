@@ -59,6 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--from", dest="start", type=_timestamp, help="default: now")
     p.add_argument("--reason", default="")
     p.add_argument("--by", default="staff")
+    p = sub.add_parser("user", help="web users: add one, or make an API token")
+    user_sub = p.add_subparsers(dest="user_command", required=True)
+    u = user_sub.add_parser("add", help="create a web user (the first admin, say)")
+    u.add_argument("username")
+    u.add_argument("--role", choices=["admin", "staff", "volunteer", "family"], default="admin")
+    u.add_argument("--person", help="their id in the community file (volunteers, family)")
+    u.add_argument("--name", default="", help="shown in the dashboard (default: the person's)")
+    u.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    u = user_sub.add_parser("token", help="make a new API token for a user (shown once)")
+    u.add_argument("username")
     p = sub.add_parser("db", help="database maintenance")
     p.add_argument("action", choices=["upgrade"])
 
@@ -249,6 +261,47 @@ def cmd_silence(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
+    from monitor.models import User
+    from monitor.runtime import Runtime
+    from monitor.users import UserError, create_user, new_api_token
+
+    runtime = Runtime(settings)
+    try:
+        with runtime.sessions.begin() as session:
+            if args.user_command == "token":
+                user = session.scalar(select(User).where(User.username == args.username))
+                if user is None:
+                    raise UserError(f"there is no user {args.username!r}")
+                print(new_api_token(user))
+                print("Keep this token secret; it replaces any earlier one.", file=sys.stderr)
+                return 0
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass("password: ")
+                if getpass.getpass("again: ") != password:
+                    raise UserError("the two passwords differ")
+            create_user(
+                session,
+                args.username,
+                password,
+                args.role,
+                runtime.clock.now(),
+                person_id=args.person,
+                display_name=args.name,
+            )
+    except UserError as exc:
+        print(f"curtainwatch user: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        runtime.db.dispose()
+    print(f"created {args.role} {args.username!r}; sign in at {settings.base_url}/login")
+    return 0
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "import": cmd_import,
@@ -256,6 +309,7 @@ COMMANDS = {
     "record": cmd_record,
     "invite": cmd_invite,
     "silence": cmd_silence,
+    "user": cmd_user,
     "db": cmd_db,
 }
 

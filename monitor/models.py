@@ -103,7 +103,11 @@ class Event(Base):
     card flipped."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_resident_ts", "resident_id", "ts"),)
+    # By resident for timelines and routines; by time alone for "today" across everyone.
+    __table_args__ = (
+        Index("ix_events_resident_ts", "resident_id", "ts"),
+        Index("ix_events_ts", "ts"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     resident_id: Mapped[str] = mapped_column(String(64))
     device_id: Mapped[str] = mapped_column(String(200))
@@ -287,6 +291,53 @@ class AppSetting(Base):
     __tablename__ = "app_settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+ROLES = ("admin", "staff", "volunteer", "family")
+
+
+class User(Base):
+    """Someone who signs in to the web interface. `role` decides what they see (see
+    monitor.access): a volunteer or family member is tied to their Person (buildings, or
+    the one relative); staff and admins may be. `api_token_hash` is a SHA-256 of the API
+    token, which is shown once when made."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))  # None: from the browser
+    api_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None]
+
+
+class AlertNote(Base):
+    """A note someone added to an alert (what they did, who they called), oldest first."""
+
+    __tablename__ = "alert_notes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Who changed what through the web interface (residents, routines, devices, people,
+    users, imports), so a community office can answer "who changed her window?"."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 def table(model: type[Base]) -> Table:

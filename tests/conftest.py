@@ -15,6 +15,7 @@ from support.requirements import require
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
+
 def _mosquitto_binary() -> str:
     binary = find_mosquitto()
     require(binary, "mosquitto not installed", "apt-get install mosquitto")

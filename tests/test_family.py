@@ -325,6 +325,6 @@ def test_staff_make_an_invitation_from_the_command_line(
     assert "/family/invite/" in link
     assert isinstance(rt.clock, SimulatedClock)
     rt.clock.set(datetime.now(UTC))  # the command signs on the real clock
-    page = client.get(link[link.index("/family/invite/"):] + "?lang=en")
+    page = client.get(link[link.index("/family/invite/") :] + "?lang=en")
     assert page.status_code == 200
     assert "Wang Shulan" in visible(page)

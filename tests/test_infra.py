@@ -37,8 +37,12 @@ def _queue_while_offline(
     then reconnect *without* subscribing again and return the started collector."""
     prefix = f"infra/{client_id}"
     Collector(
-        broker.host, broker.port, [f"{prefix}/#"],
-        client_id=client_id, persistent=True, protocol=protocol,
+        broker.host,
+        broker.port,
+        [f"{prefix}/#"],
+        client_id=client_id,
+        persistent=True,
+        protocol=protocol,
     ).start().stop()
     sent = publish_many(
         broker.host, broker.port, ((f"{prefix}/{i % 7}", str(i)) for i in range(count))
@@ -158,6 +162,7 @@ def test_require_passes_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- the shipped configs must be accepted by the mosquitto we test against -------------
 
+
 def _directives(text: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -177,9 +182,12 @@ def _run_conf(text: str, workdir: Path, port: int) -> None:
     conf.write_text(text)
     proc = subprocess.Popen(
         [binary, "-c", str(conf)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
+
         def listening() -> bool:
             assert proc.poll() is None, proc.communicate()[0].decode(errors="replace")
             try:

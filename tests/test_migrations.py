@@ -34,13 +34,19 @@ def test_upgrade_from_the_first_migration_keeps_data(db_url: str) -> None:
     upgrade(db_url, "0001")
     engine = make_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO people (id, name, role, language, buildings, notify) "
-            "VALUES ('v-li', 'Li Ming', 'volunteer', 'zh-CN', '[\"3\"]', '[]')"))
-        conn.execute(text(
-            "INSERT INTO alerts (resident_id, kind, cause, severity, status, detail, raised_at,"
-            " last_raised_at, repeats, escalation_level) VALUES ('r-1', 'help', 'help',"
-            " 'critical', 'open', '', '2026-11-23 01:00:00', '2026-11-23 01:00:00', 0, 0)"))
+        conn.execute(
+            text(
+                "INSERT INTO people (id, name, role, language, buildings, notify) "
+                "VALUES ('v-li', 'Li Ming', 'volunteer', 'zh-CN', '[\"3\"]', '[]')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO alerts (resident_id, kind, cause, severity, status, detail, raised_at,"
+                " last_raised_at, repeats, escalation_level) VALUES ('r-1', 'help', 'help',"
+                " 'critical', 'open', '', '2026-11-23 01:00:00', '2026-11-23 01:00:00', 0, 0)"
+            )
+        )
     upgrade(db_url)
     with engine.connect() as conn:
         person = conn.execute(text("SELECT name, buildings, rota FROM people")).one()

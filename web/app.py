@@ -1,21 +1,39 @@
 """The Flask app factory (in the style of Flask's tutorial): one app per Runtime, with the
 runtime's sessions and clock available to every blueprint through `get_runtime()`. Each
-part of the web interface is a blueprint registered here (today: the volunteer phone page;
-the staff dashboard and the JSON API come later). Holds no business rules."""
+part of the web interface is a blueprint registered here; the extensions (login, CSRF,
+translations, rate limits) live in `web.extensions`. Holds no business rules."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g, request, session
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import select
 
 from alerts.tokens import LINK_MAX_AGE
 from monitor.appsettings import secret_key
+from monitor.clock import SystemClock
+from monitor.models import Community
 from monitor.runtime import Runtime
+from web.extensions import babel, csrf, limiter, login_manager
 
 EXTENSION = "curtainwatch"
+LANGUAGES = {"zh_CN": "中文", "en": "English"}
+
+# (endpoint, label, who sees it): shown once the blueprint that owns the endpoint exists.
+NAV = (
+    ("board.index", _l("Today"), "any"),
+    ("alerts.queue", _l("Alerts"), "any"),
+    ("residents.index", _l("Residents"), "any"),
+    ("devices.index", _l("Devices"), "staff"),
+    ("admin.index", _l("Admin"), "staff"),
+)
 
 
 def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Flask:
@@ -25,7 +43,20 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
     links; default: the shared key, as the notifier uses) and ``LINK_MAX_AGE`` (a timedelta,
     default 24 h)."""
     app = Flask(__name__)
-    app.config.from_mapping(LINK_MAX_AGE=LINK_MAX_AGE)
+    https = runtime.settings.base_url.startswith("https://")
+    app.config.from_mapping(
+        LINK_MAX_AGE=LINK_MAX_AGE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=https,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=https,
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
+        BABEL_TRANSLATION_DIRECTORIES="translations",
+        BABEL_DEFAULT_LOCALE="zh_CN",
+    )
     if config:
         app.config.from_mapping(config)
     if not app.config.get("LINK_KEY"):
@@ -36,10 +67,46 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
         raise TypeError("LINK_MAX_AGE must be a datetime.timedelta")
     app.extensions[EXTENSION] = runtime
 
-    from web import family, phone
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = _l("Please sign in to see this page.")
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_locale, timezone_selector=_timezone)
+    limiter.init_app(app)
 
-    app.register_blueprint(phone.bp)
-    app.register_blueprint(family.bp)
+    from web import (
+        admin,
+        alert_views,
+        api,
+        auth,
+        board,
+        devices,
+        family,
+        ops,
+        phone,
+        residents,
+    )
+
+    # Link pages carry their own HMAC form guard (web.forms); the API uses bearer tokens.
+    for bp in (phone.bp, family.bp, api.bp):
+        csrf.exempt(bp)
+    for bp in (
+        phone.bp,
+        family.bp,
+        auth.bp,
+        board.bp,
+        alert_views.bp,
+        residents.bp,
+        devices.bp,
+        admin.bp,
+        api.bp,
+        ops.bp,
+    ):
+        app.register_blueprint(bp)
+
+    app.jinja_env.filters["local"] = local_time
+    app.context_processor(_page_context)
     return app
 
 
@@ -47,3 +114,60 @@ def get_runtime() -> Runtime:
     """The Runtime of the app handling the current request."""
     runtime: Runtime = current_app.extensions[EXTENSION]
     return runtime
+
+
+def community_zone() -> ZoneInfo:
+    """The community's time zone (from its file), cached per request."""
+    if "community_zone" not in g:
+        with get_runtime().sessions() as s:
+            name = s.scalar(select(Community.timezone).limit(1))
+        g.community_zone = ZoneInfo(name or "Asia/Shanghai")
+    zone: ZoneInfo = g.community_zone
+    return zone
+
+
+def local_time(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
+    """A stored UTC time shown in the community's zone (`fmt` is a CLDR pattern or one of
+    Babel's short/medium/long)."""
+    if value is None:
+        return ""
+    return format_datetime(value, fmt)
+
+
+def _locale() -> str:
+    if current_user and current_user.is_authenticated and current_user.language:
+        return _babel_locale(current_user.language)
+    chosen = session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], "zh-CN")
+    return "en" if best == "en" else "zh_CN"
+
+
+def _babel_locale(language: str) -> str:
+    """People's languages are stored as in the community file (zh-CN, en)."""
+    return "en" if language.lower().startswith("en") else "zh_CN"
+
+
+def _timezone() -> str:
+    return str(community_zone())
+
+
+def _page_context() -> dict[str, Any]:
+    runtime = get_runtime()
+    role = current_user.role if current_user and current_user.is_authenticated else None
+    nav = [
+        (endpoint, label)
+        for endpoint, label, who in NAV
+        if role
+        and endpoint in current_app.view_functions
+        and (who == "any" or role in ("admin", "staff"))
+    ]
+    simulated = not isinstance(runtime.clock, SystemClock)
+    return {
+        "nav": nav,
+        "languages": LANGUAGES,
+        "current_locale": str(get_locale()),
+        "now": runtime.clock.now(),
+        "simulated_clock": simulated,
+    }
