@@ -80,6 +80,10 @@ class ResidentSpec:
     devices: list[DeviceSpec] = field(default_factory=list)
     routines: list[RoutineSpec] = field(default_factory=list)
     away: list[tuple[date, date]] = field(default_factory=list)
+    # Optional, for staff: how to reach the resident and whom to call.
+    phone: str = ""
+    contact: str = ""
+    notes: str = ""
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -348,7 +352,19 @@ class _Validator:
                 first[ident] = path
 
     def resident(self, raw: Any, path: str, default_tz: str) -> ResidentSpec | None:
-        fields = ("id", "name", "building", "unit", "timezone", "devices", "routines", "away")
+        fields = (
+            "id",
+            "name",
+            "building",
+            "unit",
+            "timezone",
+            "devices",
+            "routines",
+            "away",
+            "phone",
+            "contact",
+            "notes",
+        )
         r = self.mapping(raw, path, fields)
         if r is None:
             return None
@@ -357,6 +373,9 @@ class _Validator:
         name = self.text(r, "name", path) or rid
         building = self.text(r, "building", path)
         unit = self.text(r, "unit", path, required=False) or ""
+        phone, contact, notes = (
+            self.text(r, key, path, required=False) or "" for key in ("phone", "contact", "notes")
+        )
         tz = self.zone(r["timezone"], f"{path}.timezone") if "timezone" in r else default_tz
         devices = [
             d
@@ -380,7 +399,9 @@ class _Validator:
         ]
         if len(self.problems) > before or rid is None or building is None or tz is None:
             return None
-        return ResidentSpec(rid, name or rid, building, unit, tz, devices, routines, away)
+        return ResidentSpec(
+            rid, name or rid, building, unit, tz, devices, routines, away, phone, contact, notes
+        )
 
     def device(self, raw: Any, path: str) -> DeviceSpec | None:
         d = self.mapping(raw, path, ("id", "kind", "light_threshold"))

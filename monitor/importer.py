@@ -95,6 +95,7 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
     resident = session.get(Resident, spec.id) or Resident(id=spec.id)
     resident.name, resident.building, resident.unit = spec.name, spec.building, spec.unit
     resident.timezone, resident.active = spec.timezone, True
+    resident.phone, resident.contact, resident.notes = spec.phone, spec.contact, spec.notes
     session.add(resident)
     session.flush()
 

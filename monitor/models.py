@@ -67,6 +67,10 @@ class Resident(Base):
     unit: Mapped[str] = mapped_column(String(64))
     timezone: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Contact details for staff (community file fields phone, contact, notes).
+    phone: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    contact: Mapped[str] = mapped_column(Text, default="", server_default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Device(Base):

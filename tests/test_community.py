@@ -36,7 +36,7 @@ START = local(DAY, "05:00")
 
 DEVICE_KINDS = "curtain, door, light, help, motion, contact, power, water"
 ROUTINE_KINDS = "curtain_open, curtain_close, light_on, door, activity, inactivity, help"
-RESIDENT_FIELDS = "id, name, building, unit, timezone, devices, routines, away"
+RESIDENT_FIELDS = "id, name, building, unit, timezone, devices, routines, away, phone, contact, notes"
 PERSON_FIELDS = (
     "id, name, role, language, buildings, resident, consent, notify, rota, quiet_hours, digest"
 )
@@ -437,8 +437,8 @@ REJECTED = [
     ),
     # the resident itself
     pytest.param(
-        home(extra="    phone: 123\n"),
-        [f"residents[0].phone: unknown field (allowed: {RESIDENT_FIELDS})"],
+        home(extra="    mobile: 123\n"),
+        [f"residents[0].mobile: unknown field (allowed: {RESIDENT_FIELDS})"],
         id="resident-unknown-field",
     ),
     pytest.param(

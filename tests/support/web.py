@@ -37,6 +37,9 @@ residents:
     name: Wang Shulan
     building: "3"
     unit: "301"
+    phone: "138 0000 0301"
+    contact: "Wang Jun (son), 139 0000 1111"
+    notes: "Hard of hearing: knock loudly."
     devices:
       - {id: curtain-301, kind: curtain}
       - {id: door-301, kind: door}
