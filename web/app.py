@@ -83,6 +83,7 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
         board,
         devices,
         family,
+        imports,
         ops,
         phone,
         residents,
@@ -100,6 +101,7 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
         residents.bp,
         devices.bp,
         admin.bp,
+        imports.bp,
         api.bp,
         ops.bp,
     ):
