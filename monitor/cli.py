@@ -31,10 +31,17 @@ log = logging.getLogger("curtainwatch")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="curtainwatch", description=__doc__)
     parser.add_argument("--database", help="database URL (default: $CURTAINWATCH_DATABASE_URL)")
+    parser.add_argument("--config", type=Path, help="TOML settings file ($CURTAINWATCH_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="run ingestion and the scheduler until stopped")
+    p = sub.add_parser("serve", help="run ingestion, the scheduler and the web app until stopped")
+    p.add_argument(
+        "--only",
+        choices=["ingest", "schedule", "web"],
+        action="append",
+        help="run only this part (repeatable); default: all three",
+    )
     p = sub.add_parser("import", help="load a community file (YAML)")
     p.add_argument("file", type=Path)
     p = sub.add_parser("replay", help="run recorded events through the engine, write alerts")
@@ -75,11 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["upgrade"])
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    settings = Settings.from_env()
+    try:
+        settings = Settings.load(path=args.config)
+    except (OSError, ValueError) as exc:
+        print(f"curtainwatch: settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_format, logging.DEBUG if args.verbose else logging.INFO)
     if args.database:
         settings = replace(settings, database_url=args.database)
     try:
@@ -118,38 +126,80 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    """All three parts in one process, or `--only` some, for separate processes that share
+    the database (and, for ingestion, the broker through a shared subscription)."""
     from monitor.runtime import Runtime
 
-    runtime = Runtime(settings)
+    parts = set(args.only or ("ingest", "schedule", "web"))
+    # Only one kind of process should migrate at start; the web-only one never needs to.
+    runtime = Runtime(settings, migrate=parts != {"web"})
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    web = _web_server(runtime, settings)
-    runtime.start()
+    web = _web_server(runtime, settings) if "web" in parts else None
+    runtime.start(ingest="ingest" in parts, schedule="schedule" in parts)
     log.info(
-        "serving: MQTT %s:%s, database %s, web http://%s:%s",
+        "serving %s: MQTT %s:%s, database %s%s",
+        ", ".join(sorted(parts)),
         settings.mqtt_host,
         settings.mqtt_port,
-        settings.database_url,
-        settings.web_host,
-        settings.web_port,
+        _safe_url(settings.database_url),
+        f", web http://{settings.web_host}:{settings.web_port}" if web else "",
     )
     stop.wait()
     log.info("stopping")
-    web.close()
+    if web is not None:
+        web.close()
     runtime.stop()
     return 0
 
 
+def _safe_url(url: str) -> str:
+    """A database URL for the log, without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (CURTAINWATCH_LOG_FORMAT=json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(fmt: str, level: int) -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
 def _web_server(runtime: Runtime, settings: Settings) -> Any:
-    """The web app (the phone pages behind notification links) under waitress, a
+    """The web app (dashboard, API, phone and family pages) under waitress, a
     production WSGI server, in a background thread."""
     from waitress.server import create_server
 
     from web.app import create_app
 
     server = create_server(
-        create_app(runtime), host=settings.web_host, port=settings.web_port, threads=4
+        create_app(runtime),
+        host=settings.web_host,
+        port=settings.web_port,
+        threads=settings.web_threads,
     )
     threading.Thread(target=server.run, name="curtainwatch-web", daemon=True).start()
     return server
