@@ -43,7 +43,7 @@ def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path
     with log.open("w") as out:
         serve = subprocess.Popen([*cli, "serve"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: "serving:" in log.read_text(), timeout=20)
+        wait_for(lambda: "serving ingest, schedule, web:" in log.read_text(), timeout=20)
         wait_for(lambda: "connected to MQTT" in log.read_text(), timeout=20)
         publish_many(broker.host, broker.port, [("zigbee2mqtt/card-302", '{"contact": false}')])
         db = create_engine(db_url)
@@ -64,3 +64,54 @@ def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path
         code = serve.wait(timeout=30)
     assert code == 0, log.read_text()[-3000:]
     assert "stopping" in log.read_text()
+
+
+def test_serve_only_splits_the_parts_into_processes(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """`--only ingest` stores readings without a web server; `--only web` answers pages and
+    never connects to the broker. Both share one database."""
+    db_url = f"sqlite:///{tmp_path / 'split.db'}"
+    web_port = free_port()
+    env = {
+        **os.environ,
+        "CURTAINWATCH_DATABASE_URL": db_url,
+        "CURTAINWATCH_MQTT_HOST": broker.host,
+        "CURTAINWATCH_MQTT_PORT": str(broker.port),
+        "CURTAINWATCH_MQTT_CLIENT_ID": "cw-split-test",
+        "CURTAINWATCH_WEB_PORT": str(web_port),
+    }
+    community = tmp_path / "community.yaml"
+    community.write_text(COMMUNITY)
+    cli = [sys.executable, "-m", "monitor.cli"]
+    subprocess.run([*cli, "import", str(community)], env=env, check=True, timeout=60)
+    logs = {part: tmp_path / f"{part}.log" for part in ("ingest", "web")}
+    procs = {}
+    for part, path in logs.items():
+        with path.open("w") as out:
+            procs[part] = subprocess.Popen(
+                [*cli, "serve", "--only", part], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+    try:
+        wait_for(lambda: "connected to MQTT" in logs["ingest"].read_text(), timeout=20)
+        wait_for(lambda: "serving web:" in logs["web"].read_text(), timeout=20)
+        publish_many(broker.host, broker.port, [("zigbee2mqtt/card-301", '{"contact": false}')])
+        db = create_engine(db_url)
+
+        def help_alerts() -> int:
+            with db.connect() as c:
+                return int(
+                    c.execute(text("SELECT count(*) FROM alerts WHERE kind = 'help'")).scalar_one()
+                )
+
+        assert wait_for(help_alerts, timeout=20) == 1
+        db.dispose()
+        page = urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10)
+        assert page.status == 200
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        codes = {part: proc.wait(timeout=30) for part, proc in procs.items()}
+    assert codes == {"ingest": 0, "web": 0}, {p: logs[p].read_text()[-2000:] for p in logs}
+    assert "MQTT" not in logs["web"].read_text().split("serving web:")[0]
+    assert "connected to MQTT" not in logs["web"].read_text()
