@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -70,6 +71,13 @@ class Runtime:
         self._notifying: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        # Liveness for /healthz (monitor.health): when the scheduler started and when the
+        # settle job last finished a round (one with nothing due counts). Monotonic seconds,
+        # as the scheduler ticks in real time even on a simulated clock; last_settle_at is
+        # the same moment on the runtime's clock, for people to read.
+        self.scheduler_started: float | None = None
+        self.last_settle_round: float | None = None
+        self.last_settle_at: datetime | None = None
 
     def import_community(self, text: str) -> dict[str, int]:
         spec = load_community(text)
@@ -104,6 +112,7 @@ class Runtime:
                 next_run_time=datetime.now().astimezone(),
             )
             self.scheduler.start()
+            self.scheduler_started = time.monotonic()
             # Notifications run in a loop of their own that a help card can wake at once,
             # rather than waiting for the next tick of a scheduled job.
             self._notifying = threading.Thread(
@@ -117,9 +126,16 @@ class Runtime:
         we were away, so a reading from inside a window is not mistaken for a missed one."""
         if self.source is not None:
             if self.source.catching_up(self.settings.catch_up_s):
+                self._settle_round_done()
                 return 0
             self.ingestor.wait_idle(timeout=60)
-        return self.engine.settle_due()
+        settled = self.engine.settle_due()
+        self._settle_round_done()
+        return settled
+
+    def _settle_round_done(self) -> None:
+        self.last_settle_round = time.monotonic()
+        self.last_settle_at = self.clock.now()
 
     def notify(self) -> None:
         """Climb the escalation ladders, queue due digests, then send what is queued."""
