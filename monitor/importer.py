@@ -91,6 +91,50 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
     }
 
 
+def apply_residents(
+    session: Session,
+    residents: list[ResidentSpec],
+    now: datetime,
+    retire: list[str] | None = None,
+) -> dict[str, int]:
+    """Upsert these residents only (a spreadsheet), leaving the community's time zone,
+    people, escalation and every other resident as they are. Each listed resident ends
+    up with exactly the devices, routines and away periods of its spec (a device that
+    moved keeps what it reported so far). Residents in `retire` are no longer watched:
+    inactive, routines stopped, their devices gone, as apply_community does for residents
+    that left the file."""
+    retire = retire or []
+    wanted = {d.id for r in residents for d in r.devices}
+    owners = [r.id for r in residents] + retire
+    gone: list[str] = []
+    for i in range(0, len(owners), 500):  # IN lists in chunks: SQLite caps bound values
+        chunk = owners[i : i + 500]
+        gone += [
+            d
+            for d in session.scalars(select(Device.id).where(Device.resident_id.in_(chunk)))
+            if d not in wanted
+        ]
+    for i in range(0, len(gone), 500):
+        session.execute(delete(Device).where(Device.id.in_(gone[i : i + 500])))
+    for i in range(0, len(retire), 500):
+        chunk = retire[i : i + 500]
+        session.execute(update(Resident).where(Resident.id.in_(chunk)).values(active=False))
+        session.execute(
+            update(Routine)
+            .where(Routine.resident_id.in_(chunk))
+            .values(active=False, next_due_at=None)
+        )
+    for r in residents:
+        _apply_resident(session, r, now)
+    session.flush()
+    return {
+        "residents": len(residents),
+        "devices": sum(len(r.devices) for r in residents),
+        "routines": sum(len(r.routines) for r in residents),
+        "retired": len(retire),
+    }
+
+
 def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None:
     resident = session.get(Resident, spec.id) or Resident(id=spec.id)
     resident.name, resident.building, resident.unit = spec.name, spec.building, spec.unit
@@ -123,6 +167,14 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
         _schedule(session, routine, x, spec.timezone, now)
     for gone in existing.values():
         gone.active, gone.next_due_at = False, None
+
+
+def schedule_routine(
+    session: Session, routine: Routine, x: RoutineSpec, tz_name: str, now: datetime
+) -> None:
+    """Set `routine` to `x` and reschedule it exactly as an import would (used by the
+    dashboard's routine editor, so both paths keep one rule for the next window)."""
+    _schedule(session, routine, x, tz_name, now)
 
 
 def _schedule(
