@@ -152,6 +152,12 @@ def load_community(text: str) -> CommunitySpec:
         if "\\t" in problem or "\t" in problem:
             problem += "; indent with spaces, not tabs"
         raise CommunityError([f"{where}not valid YAML ({problem})"]) from None
+    return check_community(raw)
+
+
+def check_community(raw: Any) -> CommunitySpec:
+    """Validate data already parsed into the file's shape (mappings, lists, text), by the
+    very rules of load_community: the spreadsheet reader builds this shape row by row."""
     v = _Validator()
     spec = v.community(raw)
     if v.problems or spec is None:
