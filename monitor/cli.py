@@ -78,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     u = user_sub.add_parser("token", help="make a new API token for a user (shown once)")
     u.add_argument("username")
+    p = sub.add_parser("demo", help="the whole system with simulated sensors, on one machine")
+    p.add_argument("--speed", type=float, default=10.0, help="real minutes per simulated day")
+    p.add_argument("--port", type=int, default=8000, help="web app port (taken: any free one)")
+    p.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (0: any)")
+    p.add_argument("--db", type=Path, default=Path("demo.db"), help="recreated at every start")
+    p.add_argument("--start", type=_timestamp, help="simulated start (default: today 05:30)")
+    p.add_argument("--seed", type=int, default=2026, help="the simulator's random seed")
     p = sub.add_parser("db", help="database maintenance")
     p.add_argument("action", choices=["upgrade"])
 
@@ -185,7 +192,9 @@ def setup_logging(fmt: str, level: int) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=level, handlers=[handler])
+    # Alembic says "Context impl SQLiteImpl." on every start; only its problems are news.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 def _web_server(runtime: Runtime, settings: Settings) -> Any:
@@ -275,7 +284,10 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
 
     runtime = Runtime(settings)
     with runtime.sessions.begin() as session:
-        token = invite(session, args.resident, args.by, runtime.clock.now())
+        # Signed with the configured key when there is one, as the web app checks it.
+        token = invite(
+            session, args.resident, args.by, runtime.clock.now(), key=settings.secret_key or None
+        )
     runtime.db.dispose()
     print(f"{settings.base_url.rstrip('/')}/family/invite/{token}")
     print("Send this link to the family member; it works once, for 7 days.")
@@ -352,6 +364,15 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from monitor.demo import DemoOptions, run_demo
+
+    if not args.speed > 0:
+        raise ValueError(f"--speed must be above 0 minutes per day, not {args.speed:g}")
+    options = DemoOptions(args.speed, args.port, args.mqtt_port, args.db, args.start, args.seed)
+    return run_demo(settings, options)
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "import": cmd_import,
@@ -360,6 +381,7 @@ COMMANDS = {
     "invite": cmd_invite,
     "silence": cmd_silence,
     "user": cmd_user,
+    "demo": cmd_demo,
     "db": cmd_db,
 }
 

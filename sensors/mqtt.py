@@ -22,6 +22,9 @@ from sensors.ingest import Ack, Ingestor
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # keep queued readings for a week of downtime
+# A 3.1.1-only broker may neither answer nor hang up on an MQTT 5 CONNECT (amqtt misreads
+# its properties and waits for bytes that never come): past this, fall back to 3.1.1.
+CONNACK_TIMEOUT_S = 5.0
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -38,6 +41,12 @@ class MqttSource:
         self.ack_on_commit = settings.mqtt_ack == "commit"
         self.connected = threading.Event()
         self._connected_at = 0.0
+        # MQTT 5 asked for but the broker speaks only 3.1.1 (amqtt, old Mosquitto): fall back.
+        self._awaiting_connack = False
+        self._dropped_at_connect = 0
+        self._attempts = 0
+        self._stopped = False
+        self._swap = threading.Lock()  # stop() against a fallback swapping the client
         self.client = self._make_client(self.protocol)
         self._acks = self._ack_all  # one bound method for all acks: the ingestor groups by it
 
@@ -55,6 +64,7 @@ class MqttSource:
         if self.settings.mqtt_username:
             client.username_pw_set(self.settings.mqtt_username, self.settings.mqtt_password)
         client.reconnect_delay_set(1, 30)
+        client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -73,16 +83,40 @@ class MqttSource:
     def stop(self) -> None:
         """Disconnect, keeping the session on the broker so readings queue up meanwhile."""
         self.ingestor.wait_idle()
+        with self._swap:
+            self._stopped = True
         self.client.disconnect()
         self.client.loop_stop()
         self.connected.clear()
 
+    def _on_socket_open(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        """The TCP connection is up and the CONNECT about to go out."""
+        self._awaiting_connack = True
+        self._attempts += 1
+        if self.protocol == mqtt.MQTTv5:
+            timer = threading.Timer(
+                CONNACK_TIMEOUT_S, self._connack_overdue, (client, self._attempts)
+            )
+            timer.daemon = True
+            timer.start()
+
+    def _connack_overdue(self, client: mqtt.Client, attempt: int) -> None:
+        if self._awaiting_connack and attempt == self._attempts:
+            why = f"no CONNACK {CONNACK_TIMEOUT_S:g} s after an MQTT 5 CONNECT"
+            self._fall_back(client, why, in_network_thread=False)
+
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
+        self._awaiting_connack = False
         if reason.is_failure:
+            # paho reads a 3.1.1 broker's CONNACK code 1 as MQTT 5's 0x84.
+            if self.protocol == mqtt.MQTTv5 and reason.value in (0x84, 1):
+                self._fall_back(client, f"CONNACK: {reason}")
+                return
             log.error("MQTT broker refused the connection: %s", reason)
             return
+        self._dropped_at_connect = 0
         log.info(
             "connected to MQTT %s:%s (session present: %s)",
             self.settings.mqtt_host,
@@ -99,23 +133,58 @@ class MqttSource:
         return self.connected.is_set() and time.monotonic() - self._connected_at < seconds
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
     ) -> None:
+        if client is not self.client:
+            return  # the MQTT 5 client a fallback replaced
+        if self._awaiting_connack and self.protocol == mqtt.MQTTv5:
+            # Some 3.1.1-only brokers close the connection on an MQTT 5 CONNECT without a
+            # CONNACK. Twice in a row, not once: a broker restarting does that too.
+            self._awaiting_connack = False
+            self._dropped_at_connect += 1
+            if self._dropped_at_connect >= 2:
+                self._fall_back(client, "it closed the connection at CONNECT twice")
+            return  # never connected, so nothing to report lost; paho tries again
         self.connected.clear()
         if reason.is_failure:
             log.warning("lost the MQTT broker (%s); reconnecting", reason)
 
+    def _fall_back(self, client: mqtt.Client, why: str, in_network_thread: bool = True) -> None:
+        """Replace the MQTT 5 client by a 3.1.1 one (same id, persistent session). In the
+        old client's network thread, that thread ends after this callback; from elsewhere,
+        it is waited for and its unanswered connection closed."""
+        with self._swap:
+            if self._stopped or client is not self.client:
+                return
+            log.warning(
+                "MQTT broker %s:%s does not speak MQTT 5 (%s); falling back to MQTT 3.1.1",
+                self.settings.mqtt_host,
+                self.settings.mqtt_port,
+                why,
+            )
+            client.loop_stop()
+            sock = client.socket()
+            if not in_network_thread and sock is not None:
+                sock.close()
+            self.protocol = mqtt.MQTTv311
+            self.client = self._make_client(self.protocol)
+            self.start()
+
     def _on_message(self, client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         mid, qos = msg.mid, msg.qos
+        # DUP: the broker sent it before (a redelivery after a reconnect); the ingestor counts
+        # those and recognises the ones it already stored.
         if qos == 1 and self.ack_on_commit:
-            self.ingestor.submit(msg.topic, bytes(msg.payload), _PubAck(client, mid, self._acks))
+            self.ingestor.submit(
+                msg.topic, bytes(msg.payload), _PubAck(client, mid, self._acks), msg.dup
+            )
             return
 
         def ack() -> None:
             client.ack(mid, qos)
 
         needs_ack = qos > 0 and self.ack_on_commit
-        self.ingestor.submit(msg.topic, bytes(msg.payload), ack if needs_ack else None)
+        self.ingestor.submit(msg.topic, bytes(msg.payload), ack if needs_ack else None, msg.dup)
 
     def _ack_all(self, acks: list[Ack]) -> None:
         """Acknowledge a stored batch: its PUBACKs go out as one write, not one write (and
