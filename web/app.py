@@ -166,7 +166,12 @@ def _page_context() -> dict[str, Any]:
         and (who == "any" or role in ("admin", "staff"))
     ]
     simulated = not isinstance(runtime.clock, SystemClock)
+    # How fast the header clock should tick in the browser: 1 for real time, the demo's
+    # factor for an accelerated clock, 0 for a clock that only moves when told (tests).
+    rate = 1.0 if not simulated else float(getattr(runtime.clock, "factor", 0.0))
     return {
+        "clock_rate": rate,
+        "clock_zone": str(community_zone()),
         "nav": nav,
         "languages": LANGUAGES,
         "current_locale": str(get_locale()),
