@@ -1,0 +1,498 @@
+"""The today board: one tile per in-scope resident, coloured by how their day is going.
+
+Two halves, kept apart so each can be tested alone:
+
+- `tile_status(facts, now)`: a pure function from what is known about one resident (open
+  alerts, away, dead sensors, windows that have begun without their event) to a Verdict:
+  red (an alert someone must act on), grey (away, or a sensor problem makes today
+  uncertain), amber (a window is open and its event has not come yet), green (otherwise).
+- `compute_board(session, scope, now, zone)`: five set-based SELECTs over every resident
+  in scope (residents joined with today's event times and settlements, open alerts, away
+  today, offline devices, windows still waiting), combined in Python. The statement count
+  does not depend on how many residents there are.
+
+Times on tiles are local "HH:MM" in the community's zone, from events since local midnight.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    DateTime,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.orm import Session
+
+from monitor.access import Scope
+from monitor.engine import NEVER_SEEN_GRACE
+from monitor.models import (
+    OPEN_STATUSES,
+    Alert,
+    AwayPeriod,
+    Device,
+    Event,
+    Person,
+    Resident,
+    Routine,
+    Settlement,
+    table,
+)
+
+RES = table(Resident)
+AL = table(Alert)
+AW = table(AwayPeriod)
+D = table(Device)
+E = table(Event)
+R = table(Routine)
+S = table(Settlement)
+P = table(Person)
+
+# Most urgent first: the order of the filter bar and of the counts.
+STATUSES = ("red", "amber", "grey", "green")
+# Alerts that make a tile red, most urgent first. Device alerts (device_offline,
+# low_battery) do not: a dead sensor makes the day uncertain (grey), not alarming.
+RED_KINDS = ("help", "missed_routine", "inactivity")
+# Routines without a daily window: never "waiting".
+UNWINDOWED = ("inactivity", "help")
+
+
+# -- the pure half -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """An alert not yet resolved. `routine_kind` for a missed routine; `claimed_by` is the
+    claimer's name when claimed."""
+
+    kind: str
+    claimed: bool = False
+    routine_kind: str | None = None
+    claimed_by: str | None = None
+
+
+class Window(NamedTuple):
+    """A routine window that has begun (or will) with no matching event seen yet."""
+
+    routine_kind: str
+    opens_at: datetime
+    due_at: datetime
+
+
+# Not frozen: a frozen dataclass is ~5x slower to build, and a board builds thousands.
+@dataclass(slots=True)
+class Facts:
+    """What the board knows about one resident at the time of its queries."""
+
+    alerts: tuple[OpenAlert, ...] = ()
+    away: bool = False
+    offline_devices: tuple[str, ...] = ()  # device kinds that are offline or silent
+    waiting: tuple[Window, ...] = ()
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A tile's colour and why. `reason`: alert | away | sensor | waiting | overdue | ok;
+    `detail`: the alert kind (alert), or the routine kind (waiting / overdue); `alert`: the
+    open alert that made it red."""
+
+    status: str
+    reason: str
+    detail: str | None = None
+    alert: OpenAlert | None = None
+
+
+def tile_status(facts: Facts, now: datetime) -> Verdict:
+    """The colour of one resident's tile at `now`:
+
+    1. red: an open or claimed help / missed_routine / inactivity alert (the most urgent);
+    2. grey: away today, or a device is offline, so today's windows cannot be judged;
+    3. amber: a window has opened (opens_at <= now) and its event has not come; "overdue"
+       once its due time has passed but the settle tick has not yet turned it into an alert;
+    4. green: otherwise (every window so far satisfied, or none open yet)."""
+    red = [a for a in facts.alerts if a.kind in RED_KINDS]
+    if red:
+        # Unclaimed before claimed: the one nobody has taken is the one to show.
+        top = min(red, key=lambda a: (RED_KINDS.index(a.kind), a.claimed))
+        return Verdict("red", "alert", top.kind, top)
+    if facts.away:
+        return Verdict("grey", "away")
+    if facts.offline_devices:
+        return Verdict("grey", "sensor")
+    begun = [w for w in facts.waiting if w.opens_at <= now]
+    if begun:
+        first = min(begun, key=lambda w: w.due_at)
+        return Verdict("amber", "overdue" if first.due_at <= now else "waiting", first.routine_kind)
+    return Verdict("green", "ok")
+
+
+# -- what the board shows ------------------------------------------------------------------
+
+
+class Tile(NamedTuple):
+    """One resident's tile. A NamedTuple rather than a frozen dataclass: a board makes
+    10,000 of them per request, and a tuple is built ~5x faster and hashes (for the ETag)
+    without extra code."""
+
+    resident_id: str
+    name: str
+    building: str
+    unit: str
+    status: str
+    reason: str
+    detail: str | None  # alert kind or routine kind, see Verdict
+    alert_kind: str | None  # the open alert shown (red), if any
+    alert_routine: str | None  # the routine a missed_routine alert is about
+    alert_claimed: bool
+    claimed_by: str | None
+    sensor_problem: bool  # a device is offline (shown even when the tile is red)
+    curtain_opened: str | None  # "HH:MM": today's first curtain open
+    curtain_closed: str | None  # today's last curtain close
+    light_on: str | None  # today's first light on
+    door: str | None  # today's last door event
+    settled: int  # today's windows settled so far
+    satisfied: int  # ... of which satisfied
+
+
+@dataclass(frozen=True, slots=True)
+class BuildingCount:
+    building: str
+    total: int
+    statuses: dict[str, int] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    building: str
+    tiles: tuple[Tile, ...]
+
+
+@dataclass(frozen=True)
+class Board:
+    """Every in-scope resident's tile, ordered by building then unit (natural order)."""
+
+    day: date
+    now: datetime
+    tiles: tuple[Tile, ...]
+
+    def groups(self, building: str | None = None, status: str | None = None) -> list[Group]:
+        """Tiles by building, optionally only one building and/or one status."""
+        out: list[Group] = []
+        current: list[Tile] = []
+        for t in self.tiles:
+            if (building is not None and t.building != building) or (
+                status is not None and t.status != status
+            ):
+                continue
+            if current and current[0].building != t.building:
+                out.append(Group(current[0].building, tuple(current)))
+                current = []
+            current.append(t)
+        if current:
+            out.append(Group(current[0].building, tuple(current)))
+        return out
+
+    def status_counts(self, building: str | None = None) -> dict[str, int]:
+        """How many tiles of each status (in `building`, or everywhere)."""
+        if building is None:
+            counts = Counter(t.status for t in self.tiles)
+        else:
+            counts = Counter(t.status for t in self.tiles if t.building == building)
+        return {s: counts.get(s, 0) for s in STATUSES}
+
+    def building_counts(self) -> list[BuildingCount]:
+        """Per building (in board order), its residents and their statuses."""
+        per = Counter((t.building, t.status) for t in self.tiles)
+        buildings = dict.fromkeys(t.building for t in self.tiles)
+        out = []
+        for b in buildings:
+            statuses = {s: per.get((b, s), 0) for s in STATUSES}
+            out.append(BuildingCount(b, sum(statuses.values()), statuses))
+        return out
+
+
+# -- the queries ---------------------------------------------------------------------------
+
+
+def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo) -> Board:
+    """The board at `now` for everyone `scope` may see; `zone` decides "today".
+
+    Five statements: residents with today's event times and settlements (one row each),
+    open alerts, away today, offline devices, windows still waiting. Only the first returns
+    a row per resident; the others return rows only for residents with something to say."""
+    today = now.astimezone(zone).date()
+    midnight = datetime.combine(today, time(0), tzinfo=zone).astimezone(UTC)
+    people = session.execute(
+        _residents(scope), {"midnight": midnight, "now": now, "today": today}
+    ).all()
+    alerts: dict[str, list[OpenAlert]] = {}
+    for rid, kind, status, routine_kind, claimer, claimed_by in session.execute(_alerts(scope)):
+        alerts.setdefault(rid, []).append(
+            OpenAlert(kind, status == "claimed", routine_kind, claimer or _actor(claimed_by))
+        )
+    away = set(session.scalars(_away(scope), {"today": today}))
+    offline: dict[str, list[str]] = {}
+    for rid, kind in session.execute(
+        _offline(scope), {"now": now, "stale": now - NEVER_SEEN_GRACE}
+    ):
+        offline.setdefault(rid, []).append(kind)
+    waiting: dict[str, list[Window]] = {}
+    for rid, kind, opens_at, due_at in session.execute(_waiting(scope), {"now": now}):
+        window = Window(kind, opens_at.replace(tzinfo=UTC), due_at.replace(tzinfo=UTC))
+        waiting.setdefault(rid, []).append(window)
+
+    hhmm = _local_hhmm(zone, midnight, now)
+    green = tile_status(Facts(), now)
+    tiles = []
+    for rid, name, building, unit, opened, closed, light, door, n, ok in _in_order(people):
+        if rid in alerts or rid in away or rid in offline or rid in waiting:
+            facts = Facts(
+                tuple(alerts.get(rid, ())),
+                rid in away,
+                tuple(offline.get(rid, ())),
+                tuple(waiting.get(rid, ())),
+            )
+            verdict = tile_status(facts, now)
+        else:  # most residents, most of the day: nothing to weigh
+            verdict = green
+        shown = verdict.alert
+        tiles.append(
+            Tile(
+                rid,
+                name,
+                building,
+                unit,
+                verdict.status,
+                verdict.reason,
+                verdict.detail,
+                shown.kind if shown else None,
+                shown.routine_kind if shown else None,
+                shown.claimed if shown else False,
+                shown.claimed_by if shown else None,
+                rid in offline,
+                hhmm(opened) if opened else None,
+                hhmm(closed) if closed else None,
+                hhmm(light) if light else None,
+                hhmm(door) if door else None,
+                n or 0,
+                int(ok or 0),
+            )
+        )
+    return Board(today, now, tuple(tiles))
+
+
+def _residents(scope: Scope) -> Any:
+    """Every active resident in scope with today's event times (from :midnight to :now)
+    and settlement counts (window date :today), joined in SQL so Python sees one row each."""
+    times = _event_times(scope).subquery()
+    settled = _settled(scope).subquery()
+    return (
+        select(
+            RES.c.id,
+            RES.c.name,
+            RES.c.building,
+            RES.c.unit,
+            times.c.opened,
+            times.c.closed,
+            times.c.light,
+            times.c.door,
+            settled.c.n,
+            settled.c.ok,
+        )
+        .select_from(
+            RES.outerjoin(times, times.c.resident_id == RES.c.id).outerjoin(
+                settled, settled.c.resident_id == RES.c.id
+            )
+        )
+        .where(RES.c.active, scope.residents(RES.c.id))
+    )
+
+
+def _alerts(scope: Scope) -> Any:
+    return (
+        select(AL.c.resident_id, AL.c.kind, AL.c.status, R.c.kind, P.c.name, AL.c.claimed_by)
+        .select_from(
+            AL.outerjoin(R, R.c.id == AL.c.routine_id).outerjoin(P, P.c.id == AL.c.claimed_by)
+        )
+        .where(
+            AL.c.status.in_(OPEN_STATUSES),
+            AL.c.resident_id.is_not(None),
+            scope.residents(AL.c.resident_id),
+        )
+    )
+
+
+def _away(scope: Scope) -> Any:
+    return (
+        select(AW.c.resident_id)
+        .distinct()
+        .where(
+            AW.c.first_day <= _param("today", AW.c.first_day),
+            AW.c.last_day >= _param("today", AW.c.last_day),
+            scope.residents(AW.c.resident_id),
+        )
+    )
+
+
+def _offline(scope: Scope) -> Any:
+    """Devices offline at :now, by the same rule as the engine's device_offline alert:
+    reported offline, silent past `alive_until`, or never heard from since :stale."""
+    now = _param("now", D.c.last_seen)
+    return select(D.c.resident_id, D.c.kind).where(
+        or_(
+            D.c.online.is_(false()),
+            and_(D.c.alive_until.is_not(None), D.c.alive_until < now),
+            and_(D.c.last_seen.is_(None), D.c.created_at < _param("stale", D.c.created_at)),
+        ),
+        scope.residents(D.c.resident_id),
+    )
+
+
+def _waiting(scope: Scope) -> Any:
+    """Windows that have begun (their window_start_at is past) with no matching event in
+    them yet: the routine's current window, whatever its date, so a window that crosses
+    midnight still counts, and one overdue but not yet settled stays visible."""
+    now = _param("now", R.c.window_start_at)
+    matched = exists().where(
+        E.c.resident_id == R.c.resident_id,
+        E.c.ts >= R.c.window_start_at,
+        E.c.ts < R.c.next_due_at,
+        E.c.ts <= now,
+        or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
+        or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
+    )
+    return select(
+        R.c.resident_id,
+        R.c.kind,
+        # Plain DateTime (naive UTC, made aware by the caller): UTCDateTime's Python-level
+        # hook costs more than the rest of a row, and there can be a row per resident.
+        type_coerce(R.c.window_start_at, DateTime()),
+        type_coerce(R.c.next_due_at, DateTime()),
+    ).where(
+        R.c.active,
+        R.c.kind.not_in(UNWINDOWED),
+        R.c.window_start_at.is_not(None),
+        R.c.next_due_at.is_not(None),
+        R.c.window_start_at <= now,
+        ~matched,
+        scope.residents(R.c.resident_id),
+    )
+
+
+def _event_times(scope: Scope) -> Any:
+    """Per resident, today's first curtain open, last curtain close, first light on and last
+    door event. As plain naive-UTC DateTimes: skipping UTCDateTime's Python-level hook is
+    most of the cost of 40,000 values, and _local_hhmm knows they are UTC."""
+
+    def when(agg: Any, name: str, kind: str, value: str | None) -> Any:
+        cond = E.c.kind == kind if value is None else and_(E.c.kind == kind, E.c.value == value)
+        return type_coerce(agg(case((cond, E.c.ts))), DateTime()).label(name)
+
+    return (
+        select(
+            E.c.resident_id,
+            when(func.min, "opened", "curtain", "open"),
+            when(func.max, "closed", "curtain", "closed"),
+            when(func.min, "light", "light", "on"),
+            when(func.max, "door", "door", None),
+        )
+        .where(
+            E.c.ts >= _param("midnight", E.c.ts),
+            E.c.ts <= _param("now", E.c.ts),
+            E.c.kind.in_(("curtain", "light", "door")),
+            scope.residents(E.c.resident_id),
+        )
+        .group_by(E.c.resident_id)
+    )
+
+
+def _settled(scope: Scope) -> Any:
+    """Per resident, the windows of today settled so far and how many were satisfied.
+
+    Sought through the (routine_id, due_at) key of the routines that have moved past today
+    (settling a window moves its routine to the next day's), from :midnight on: the cost
+    follows the routines, not the months of settlements behind them. Inactivity is not a
+    window that can pass, so it is not counted."""
+    return (
+        select(
+            S.c.resident_id,
+            func.count().label("n"),
+            func.sum(case((S.c.outcome == "satisfied", 1), else_=0)).label("ok"),
+        )
+        .where(
+            S.c.routine_id.in_(
+                select(R.c.id).where(
+                    R.c.kind.not_in(UNWINDOWED),
+                    R.c.window_date > _param("today", R.c.window_date),
+                    scope.residents(R.c.resident_id),
+                )
+            ),
+            S.c.due_at >= _param("midnight", S.c.due_at),
+            S.c.window_date == _param("today", S.c.window_date),
+        )
+        .group_by(S.c.resident_id)
+    )
+
+
+def _param(name: str, like: Any) -> Any:
+    return bindparam(name, type_=like.type)
+
+
+def _actor(claimed_by: str | None) -> str | None:
+    """A claimer with no Person row is a web user, recorded as "user:<name>"."""
+    if claimed_by is None:
+        return None
+    return claimed_by.removeprefix("user:")
+
+
+def _local_hhmm(zone: ZoneInfo, start: datetime, end: datetime) -> Callable[[datetime], str]:
+    """A function from naive UTC datetimes between `start` and `end` to local "HH:MM". On
+    the 364 days a year when the zone's offset does not change in between, it only adds
+    the offset (a board formats ~30,000 times)."""
+    offset = start.astimezone(zone).utcoffset()
+    if offset is not None and offset == end.astimezone(zone).utcoffset():
+        fixed = offset
+
+        def shifted(ts: datetime) -> str:
+            local = ts + fixed
+            return f"{local.hour:02d}:{local.minute:02d}"
+
+        return shifted
+
+    def converted(ts: datetime) -> str:
+        local = ts.replace(tzinfo=UTC).astimezone(zone)
+        return f"{local.hour:02d}:{local.minute:02d}"
+
+    return converted
+
+
+_PARTS = re.compile(r"(\d+)")
+
+
+def _natural(text: str) -> tuple[Any, ...]:
+    """A sort key putting "2" before "10" and "3A" after "3" (ints never meet strings)."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in _PARTS.split(text) if p)
+
+
+def _in_order(rows: Sequence[Any]) -> list[Any]:
+    """Resident rows (id, name, building, unit, ...) by building, unit (natural order), then
+    name: each distinct building and unit is ranked once, not compared per row."""
+    buildings = {r[2] for r in rows}
+    units = {r[3] for r in rows}
+    b_rank = {b: i for i, b in enumerate(sorted(buildings, key=_natural))}
+    u_rank = {u: i for i, u in enumerate(sorted(units, key=_natural))}
+    return sorted(rows, key=lambda r: (b_rank[r[2]], u_rank[r[3]], r[1], r[0]))
