@@ -136,10 +136,21 @@ def web_runtime(
     return rt
 
 
+class EnglishClient(FlaskClient):
+    """A test client whose browser asks for English (the app's default is Chinese), so
+    tests can read the pages; a test of languages sets Accept-Language itself."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
 def web_app(rt: Runtime, **config: Any) -> Flask:
     from web.app import create_app
 
-    return create_app(rt, {"TESTING": True, **config})
+    app = create_app(rt, {"TESTING": True, **config})
+    app.test_client_class = EnglishClient
+    return app
 
 
 def csrf_token(client: FlaskClient, path: str) -> str:
