@@ -194,9 +194,9 @@ def list_devices(
         like = q.strip()
         conditions.append(
             or_(
-                Device.id.contains(like, autoescape=True),
-                Resident.id.contains(like, autoescape=True),
-                Resident.name.contains(like, autoescape=True),
+                Device.id.icontains(like, autoescape=True),
+                Resident.id.icontains(like, autoescape=True),
+                Resident.name.icontains(like, autoescape=True),
             )
         )
     if kind in DEVICE_KINDS:
@@ -257,7 +257,7 @@ def dead_letters(
     session: Session, *, topic: str = "", page: int = 1, per_page: int = 50
 ) -> Page[DeadLetterRow]:
     """Payloads we could not read, newest first; `topic` keeps topics containing it."""
-    where = [DeadLetter.topic.contains(topic.strip(), autoescape=True)] if topic.strip() else []
+    where = [DeadLetter.topic.icontains(topic.strip(), autoescape=True)] if topic.strip() else []
     total = session.scalar(select(func.count(DeadLetter.id)).where(*where)) or 0
     page = max(1, page)
     # Only the first bytes of each payload leave the database: a dead letter may be 64 kB.

@@ -89,9 +89,9 @@ def resident_list(
     if q:
         where.append(
             or_(
-                Resident.name.contains(q, autoescape=True),
-                Resident.unit.contains(q, autoescape=True),
-                Resident.id.contains(q, autoescape=True),
+                Resident.name.icontains(q, autoescape=True),
+                Resident.unit.icontains(q, autoescape=True),
+                Resident.id.icontains(q, autoescape=True),
             )
         )
     if building:
@@ -295,7 +295,11 @@ def resident_page(
     ]
     settled_today = session.execute(
         select(Settlement.routine_id, Settlement.kind, Settlement.outcome, Settlement.due_at)
-        .where(Settlement.resident_id == resident_id, Settlement.window_date == today)
+        .where(
+            Settlement.window_date == today,
+            # by routine: sought through the key (window_date, routine_id, due_at)
+            Settlement.routine_id.in_(select(Routine.id).where(Routine.resident_id == resident_id)),
+        )
         .order_by(Settlement.due_at)
     ).all()
     outcome_today = {s.routine_id: s.outcome for s in settled_today}

@@ -797,8 +797,8 @@ def people_page(
     if q.strip():
         where.append(
             or_(
-                Person.id.contains(q.strip(), autoescape=True),
-                Person.name.contains(q.strip(), autoescape=True),
+                Person.id.icontains(q.strip(), autoescape=True),
+                Person.name.icontains(q.strip(), autoescape=True),
             )
         )
     total = session.scalar(select(func.count()).select_from(Person).where(*where)) or 0
@@ -835,9 +835,9 @@ def residents_page(
     if q.strip():
         where.append(
             or_(
-                Resident.id.contains(q.strip(), autoescape=True),
-                Resident.name.contains(q.strip(), autoescape=True),
-                Resident.unit.contains(q.strip(), autoescape=True),
+                Resident.id.icontains(q.strip(), autoescape=True),
+                Resident.name.icontains(q.strip(), autoescape=True),
+                Resident.unit.icontains(q.strip(), autoescape=True),
             )
         )
     total = session.scalar(select(func.count()).select_from(Resident).where(*where)) or 0
@@ -1017,9 +1017,9 @@ def audit_page(
         like = q.strip()
         where.append(
             or_(
-                AuditEntry.actor.contains(like, autoescape=True),
-                AuditEntry.action.contains(like, autoescape=True),
-                AuditEntry.target.contains(like, autoescape=True),
+                AuditEntry.actor.icontains(like, autoescape=True),
+                AuditEntry.action.icontains(like, autoescape=True),
+                AuditEntry.target.icontains(like, autoescape=True),
             )
         )
     total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0

@@ -40,6 +40,7 @@ class MqttSource:
         self.protocol = mqtt.MQTTv5 if settings.mqtt_protocol == "5" else mqtt.MQTTv311
         self.ack_on_commit = settings.mqtt_ack == "commit"
         self.connected = threading.Event()
+        self._session_present = False
         self._connected_at = 0.0
         # MQTT 5 asked for but the broker speaks only 3.1.1 (amqtt, old Mosquitto): fall back.
         self._awaiting_connack = False
@@ -66,6 +67,7 @@ class MqttSource:
         client.reconnect_delay_set(1, 30)
         client.on_socket_open = self._on_socket_open
         client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         return client
@@ -117,13 +119,23 @@ class MqttSource:
             log.error("MQTT broker refused the connection: %s", reason)
             return
         self._dropped_at_connect = 0
+        self._session_present = flags.session_present
+        client.subscribe([(t, 1) for t in subscriptions(self.settings)])
+
+    def _on_subscribe(
+        self, client: mqtt.Client, _userdata: Any, _mid: int, reasons: Any, _props: Any
+    ) -> None:
+        """Connected counts from the SUBACK: a reading published after `connected` is set
+        is sure to reach us, even on a fresh session."""
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("MQTT broker refused subscriptions: %s", ", ".join(map(str, refused)))
         log.info(
             "connected to MQTT %s:%s (session present: %s)",
             self.settings.mqtt_host,
             self.settings.mqtt_port,
-            flags.session_present,
+            self._session_present,
         )
-        client.subscribe([(t, 1) for t in subscriptions(self.settings)])
         self._connected_at = time.monotonic()
         self.connected.set()
 

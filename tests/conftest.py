@@ -1,19 +1,46 @@
 """Session-wide fixtures: a real Mosquitto broker, ../shared/data, a fresh database URL.
 
+The database backend is chosen by ``CURTAINWATCH_TEST_DB``: ``sqlite`` (the default, a file
+in the test's tmp_path) or ``postgresql`` (a throwaway cluster started once per session,
+see support.postgres, and a new empty database per test). ``make test`` runs both.
+
 Anything the suite needs from outside Python goes through ``support.requirements.require``:
 skipped on a developer machine that lacks it, a failure under ``CI=true``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from support.mqtt import ConfValue, MosquittoBroker, StartBroker, find_mosquitto
+from support.postgres import PostgresCluster, find_postgres_bindir
 from support.requirements import require
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DB_BACKENDS = ("sqlite", "postgresql")
+
+NewDbUrl = Callable[..., str]
+"""Type of the ``new_db_url`` fixture: ``new_db_url("few") -> URL of a fresh, empty database``."""
+
+
+def selected_backend() -> str:
+    """The backend named by ``CURTAINWATCH_TEST_DB`` (``sqlite`` when unset)."""
+    return os.environ.get("CURTAINWATCH_TEST_DB", "").strip().lower() or "sqlite"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if selected_backend() not in DB_BACKENDS:
+        raise pytest.UsageError(
+            f"CURTAINWATCH_TEST_DB={os.environ['CURTAINWATCH_TEST_DB']!r}: "
+            f"use one of {', '.join(DB_BACKENDS)}"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database backend: {selected_backend()} (CURTAINWATCH_TEST_DB)"
 
 
 def _mosquitto_binary() -> str:
@@ -65,7 +92,53 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def db_backend() -> str:
+    """``sqlite`` or ``postgresql``: what ``db_url`` points at in this run."""
+    return selected_backend()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session, on a free loopback port.
+
+    Requested by ``db_url`` under ``CURTAINWATCH_TEST_DB=postgresql``; a test may also ask
+    for it directly. Make databases with ``create_database``; do not stop it.
+    """
+    bindir = find_postgres_bindir()
+    require(
+        bindir,
+        "PostgreSQL server binaries (initdb, postgres) not found",
+        "apt-get install postgresql (or set CURTAINWATCH_PG_BINDIR)",
+    )
+    assert bindir is not None
+    with PostgresCluster(bindir) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """URL of a fresh, empty SQLite database file in this test's tmp_path (no tables)."""
-    return f"sqlite:///{tmp_path / 'cw.db'}"
+def new_db_url(
+    request: pytest.FixtureRequest, db_backend: str, tmp_path: Path
+) -> Iterator[NewDbUrl]:
+    """Factory for fresh, empty databases (no tables) on this run's backend:
+    ``new_db_url("few")``. SQLite: ``<tmp_path>/<name>.db``; PostgreSQL: a new database on
+    the session's cluster, dropped after the test (open connections and all)."""
+    if db_backend == "sqlite":
+        yield lambda name="cw": f"sqlite:///{tmp_path / f'{name}.db'}"
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    made: list[str] = []
+
+    def new(name: str = "cw") -> str:
+        made.append(cluster.create_database(name))
+        return cluster.url(made[-1])
+
+    yield new
+    for database in made:
+        cluster.drop_database(database)
+
+
+@pytest.fixture
+def db_url(new_db_url: NewDbUrl) -> str:
+    """URL of a fresh, empty database (no tables) on this run's backend (see module doc)."""
+    return new_db_url("cw")

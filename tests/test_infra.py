@@ -4,16 +4,17 @@ capped publisher, the shipped broker configs, and the skip-or-fail dependency ru
 from __future__ import annotations
 
 import os
-import pwd
-import re
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import psycopg
 import pytest
 from paho.mqtt.enums import MQTTProtocolVersion
+from sqlalchemy import inspect
 from support.mqtt import (
     BROKER_DEFAULTS,
     Collector,
@@ -24,7 +25,10 @@ from support.mqtt import (
     publish_many,
     wait_for,
 )
+from support.postgres import PostgresCluster, find_postgres_bindir
 from support.requirements import require
+
+from monitor.db import make_engine, upgrade
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUED = 5000  # well above mosquitto's default max_queued_messages of 1000
@@ -124,9 +128,56 @@ def test_wait_for_returns_value_or_raises() -> None:
         wait_for(lambda: 0, timeout=0.1, interval=0.01, message="the answer")
 
 
-def test_db_url_points_at_a_fresh_file(db_url: str, tmp_path: Path) -> None:
-    assert db_url == f"sqlite:///{tmp_path}/cw.db"
-    assert not (tmp_path / "cw.db").exists()
+def test_db_url_points_at_a_fresh_database(db_url: str, db_backend: str, tmp_path: Path) -> None:
+    if db_backend == "sqlite":
+        assert db_url == f"sqlite:///{tmp_path}/cw.db"
+        assert not (tmp_path / "cw.db").exists()
+        return
+    assert db_url.startswith("postgresql+psycopg://cw@127.0.0.1:")
+    engine = make_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
+def test_new_db_url_gives_separate_databases(new_db_url: Callable[..., str]) -> None:
+    first, second = new_db_url("first"), new_db_url("second")
+    assert first != second
+    upgrade(first)
+    engines = [make_engine(url) for url in (first, second)]
+    assert "alerts" in inspect(engines[0]).get_table_names()
+    assert inspect(engines[1]).get_table_names() == []
+    for engine in engines:
+        engine.dispose()
+
+
+def test_postgres_cluster_runs_unprivileged_and_cleans_up() -> None:
+    """A cluster of its own (not the session's): as root the server runs as another user
+    (PostgreSQL refuses root); a dropped database is gone even with a connection left
+    open; stop() ends the server and removes its directory."""
+    bindir = find_postgres_bindir()
+    require(bindir, "PostgreSQL server binaries not found", "apt-get install postgresql")
+    assert bindir is not None
+    cluster = PostgresCluster(bindir).start()
+    try:
+        root, port = cluster.root, cluster.port
+        assert root is not None and root.is_dir()
+        server_uid = (cluster.data_dir / "postmaster.pid").stat().st_uid
+        assert server_uid != 0
+        assert server_uid == (cluster.run_as.uid if os.geteuid() == 0 else os.geteuid())
+        name = cluster.create_database("probe")
+        assert name in cluster.databases()
+        left_open = psycopg.connect(cluster.url_params(name))
+        assert left_open.execute("SHOW server_encoding").fetchone() == ("UTF8",)
+        cluster.drop_database(name)
+        assert name not in cluster.databases()
+        with pytest.raises(psycopg.OperationalError):
+            left_open.execute("SELECT 1")
+        left_open.close()
+    finally:
+        cluster.stop()
+    assert not root.exists() and not cluster.running
+    with pytest.raises(ConnectionRefusedError):  # nothing listens there any more
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 @pytest.mark.shared_data
@@ -214,23 +265,4 @@ def test_shipped_conf_keeps_queued_messages(name: str) -> None:
 def test_bench_conf_template_starts(tmp_path: Path) -> None:
     port = free_port()
     text = (REPO / "bench" / "mosquitto-bench.conf").read_text().replace("{port}", str(port))
-    _run_conf(text, tmp_path, port)
-
-
-@pytest.mark.broker
-def test_deploy_conf_starts(tmp_path: Path) -> None:
-    """The production config, moved to a free port and a temp dir, is valid for 2.0.11."""
-    port = free_port()
-    (tmp_path / "passwd").write_text("")
-    text = (REPO / "deploy" / "mosquitto.conf").read_text()
-    replacements = {
-        r"^listener 1883.*$": f"listener {port} 127.0.0.1",
-        r"^persistence_location .*$": f"persistence_location {tmp_path}/",
-        r"^password_file .*$": f"password_file {tmp_path / 'passwd'}",
-        r"^log_dest .*$": f"log_dest file {tmp_path / 'mosquitto.log'}",
-    }
-    for pattern, new in replacements.items():
-        text, n = re.subn(pattern, new, text, flags=re.MULTILINE)
-        assert n == 1, f"deploy/mosquitto.conf has no unique line matching {pattern}"
-    text += f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"  # root would switch to "mosquitto"
     _run_conf(text, tmp_path, port)

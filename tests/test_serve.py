@@ -19,8 +19,9 @@ from support.watch import COMMUNITY
 pytestmark = pytest.mark.broker
 
 
-def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path) -> None:
-    db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+def test_serve_ingests_and_stops_cleanly(
+    broker: MosquittoBroker, tmp_path: Path, db_url: str
+) -> None:
     web_port = free_port()
     env = {
         **os.environ,
@@ -67,11 +68,10 @@ def test_serve_ingests_and_stops_cleanly(broker: MosquittoBroker, tmp_path: Path
 
 
 def test_serve_only_splits_the_parts_into_processes(
-    broker: MosquittoBroker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path, db_url: str
 ) -> None:
     """`--only ingest` stores readings without a web server; `--only web` answers pages and
     never connects to the broker. Both share one database."""
-    db_url = f"sqlite:///{tmp_path / 'split.db'}"
     web_port = free_port()
     env = {
         **os.environ,
