@@ -4,14 +4,23 @@ failures retry with back-off, and after the last try the alert carries a deliver
 for staff to see. Nothing is dropped silently.
 
 Sending happens outside any database transaction: a slow phone gateway must not hold a
-lock. Each delivery is first claimed with a conditional UPDATE (a short lease on
-`next_attempt_at`), so two instances never send the same message."""
+lock. Each delivery is claimed just before it is sent, with a conditional UPDATE that sets a
+lease on `next_attempt_at` (now + LEASE); the lease value is the claim's token, and the
+result is recorded only while the token is still there. So:
+- two live instances never send the same message (one claim wins);
+- each claim sends at most once, and a sender whose lease ran out (a send slower than
+  LEASE) cannot overwrite the record of the instance that took the delivery over;
+- a claim whose instance died is taken over when its lease ends: nothing is lost.
+The one window left: an instance that dies (or loses the database) after the channel
+accepted a message and before the commit that marks it sent, a few milliseconds per message,
+leaves it pending, and it goes out once more LEASE later. A repeated alert is preferred to a
+lost one; channels give no way to make a send and a commit one act."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import apprise
 from sqlalchemy import select, update
@@ -70,49 +79,53 @@ class Notifier:
         self.batch = batch
 
     def send_due(self) -> int:
-        """Send every delivery whose time has come; returns how many were attempted."""
-        now = self.clock.now()
-        with self.sessions.begin() as session:
+        """Send every delivery whose time has come; returns how many were attempted. Each
+        is claimed right before its own send, so a lease covers one send, not a batch."""
+        with self.sessions() as session:
             due = session.execute(
                 select(D.c.id, D.c.next_attempt_at)
-                .where(D.c.status == "pending", D.c.next_attempt_at <= now)
+                .where(D.c.status == "pending", D.c.next_attempt_at <= self.clock.now())
                 .order_by(D.c.next_attempt_at)
                 .limit(self.batch)
             ).all()
-            mine = [
-                did
-                for did, old in due
-                if won(
-                    session.execute(
-                        update(D)
-                        .where(D.c.id == did, D.c.next_attempt_at == old)
-                        .values(next_attempt_at=now + LEASE)
-                    )
-                )
-            ]
-        for did in mine:
-            self._attempt(did)
-        return len(mine)
+        attempted = 0
+        for did, old in due:
+            lease = self._claim(did, old)
+            if lease is not None:
+                self._attempt(did, lease)
+                attempted += 1
+        return attempted
 
-    def _attempt(self, delivery_id: int) -> None:
+    def _claim(self, delivery_id: int, old: datetime) -> datetime | None:
+        """The lease (the claim's token) if this instance won the delivery, else None."""
+        lease = self.clock.now() + LEASE
+        with self.sessions.begin() as session:
+            claimed = session.execute(
+                update(D)
+                .where(D.c.id == delivery_id, D.c.status == "pending", D.c.next_attempt_at == old)
+                .values(next_attempt_at=lease)
+            )
+            return lease if won(claimed) else None
+
+    def _attempt(self, delivery_id: int, lease: datetime) -> None:
         with self.sessions() as session:
             d = session.get(Delivery, delivery_id)
             assert d is not None
             if d.digest_day is not None:
                 who = session.get(Person, d.person_id)
                 if who is not None and who.opted_out_at is not None:  # stopped since queued
-                    self._finish(d.id, None, skipped=True)
+                    self._finish(d.id, lease, None, skipped=True)
                     return
                 digest_error = self._send_digest(session, d)
                 session.close()
-                self._finish(delivery_id, digest_error)
+                self._finish(delivery_id, lease, digest_error)
                 return
             alert = session.get(Alert, d.alert_id)
             person = session.get(Person, d.person_id)
             if alert is None or person is None or d.channel >= len(person.notify):
                 error: str | None = "recipient or channel no longer exists"
             elif superseded(alert.status, d.step) or person.opted_out_at is not None:
-                self._finish(d.id, None, skipped=True)
+                self._finish(d.id, lease, None, skipped=True)
                 return
             else:
                 # Family have no alert page to act on; their message carries the stop link.
@@ -122,7 +135,7 @@ class Notifier:
                     link = f"{self.base_url}/m/{token}"
                 title, body = render(_facts(session, alert), person.language, link)
                 error = self.send(person.notify[d.channel], title, self._stop_line(person, body))
-        self._finish(delivery_id, error)
+        self._finish(delivery_id, lease, error)
 
     def _send_digest(self, session: Session, d: Delivery) -> str | None:
         person = session.get(Person, d.person_id)
@@ -141,11 +154,24 @@ class Notifier:
         stop = f"{self.base_url}/family/stop/{opt_out_token(self.link_key, person.id)}"
         return f"{body}\n{label}{stop}"
 
-    def _finish(self, delivery_id: int, error: str | None, skipped: bool = False) -> None:
+    def _finish(
+        self, delivery_id: int, lease: datetime, error: str | None, skipped: bool = False
+    ) -> None:
+        """Record the attempt, if this instance still holds the claim (its lease)."""
         now = self.clock.now()
         with self.sessions.begin() as session:
-            d = session.get(Delivery, delivery_id)
+            d = session.get(Delivery, delivery_id, with_for_update=True)
             assert d is not None
+            if d.status != "pending" or d.next_attempt_at != lease:
+                # Our lease ran out and another instance took the delivery over (or staff
+                # closed it): its record stands. Sent by both, it went out twice.
+                log.warning(
+                    "delivery %s: lease lost before the %s was recorded%s",
+                    d.id,
+                    "skip" if skipped else "attempt",
+                    "; sent by this instance too" if not skipped and error is None else "",
+                )
+                return
             d.attempts += 0 if skipped else 1
             if skipped:
                 d.status, d.next_attempt_at, d.last_error = "skipped", None, "alert no longer open"

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -83,6 +84,8 @@ class Device(Base):
     kind: Mapped[str] = mapped_column(String(16))
     light_threshold: Mapped[float] = mapped_column(Float, default=30.0)
     state: Mapped[str | None] = mapped_column(String(16))
+    # The time of the reading that set `state`, so a late one cannot overwrite a newer state.
+    state_at: Mapped[datetime | None]
     last_seen: Mapped[datetime | None]
     battery: Mapped[float | None] = mapped_column(Float)
     online: Mapped[bool | None] = mapped_column(Boolean)
@@ -108,9 +111,21 @@ class Event(Base):
 
     __tablename__ = "events"
     # By resident for timelines and routines; by time alone for "today" across everyone.
+    # A reading that carries its own time is the same reading however often QoS 1 delivers
+    # it, to whichever instance: stored once (sensors.ingest).
     __table_args__ = (
         Index("ix_events_resident_ts", "resident_id", "ts"),
         Index("ix_events_ts", "ts"),
+        Index(
+            "uq_events_stamped",
+            "device_id",
+            "ts",
+            "kind",
+            "value",
+            unique=True,
+            sqlite_where=text("stamped"),
+            postgresql_where=text("stamped"),
+        ),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     resident_id: Mapped[str] = mapped_column(String(64))
@@ -119,6 +134,8 @@ class Event(Base):
     value: Mapped[str] = mapped_column(String(16))
     ts: Mapped[datetime]
     received_at: Mapped[datetime]
+    # `ts` came from the payload (curtainwatch/<device>/event "ts"), not from our clock.
+    stamped: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
 
 class AwayPeriod(Base):
@@ -155,13 +172,21 @@ class Routine(Base):
 
 
 class Settlement(Base):
-    """One settled window. The unique key makes settling the same window twice impossible."""
+    """One settled window. The unique key makes settling the same window twice impossible.
+
+    The key, the table's only index, leads with the window's local date. A settle tick
+    writes one row per due routine, nearly all of one date, so its entries land together at
+    the end of the index; an index led by routine or resident would take one on nearly
+    every page, a cost that grows with the months of history. Readers ask for a date's
+    windows of some routines anyway (board, resident page, importer)."""
 
     __tablename__ = "settlements"
-    __table_args__ = (UniqueConstraint("routine_id", "due_at"),)
+    __table_args__ = (
+        Index("uq_settlements_window", "window_date", "routine_id", "due_at", unique=True),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     routine_id: Mapped[int] = mapped_column(ForeignKey("routines.id"))
-    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    resident_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(16))
     window_date: Mapped[date] = mapped_column(Date)
     due_at: Mapped[datetime]

@@ -27,7 +27,7 @@ from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import DeadLetter, Event, UnknownDevice
 from monitor.runtime import Runtime
-from sensors.ingest import Message
+from sensors.ingest import Message, storable
 
 # Modest example counts: the whole file must stay under 30 s. Each example of the stream
 # tests imports a community and runs several transactions; the arbitrary-message test is cheap.
@@ -271,8 +271,9 @@ def own_event(n: int) -> st.SearchStrategy[Sent]:
 
 # -- unknown devices (valid readings from a device no resident has) --------------------------
 
-# Device names with odd characters: spaces, unicode, MQTT wildcards, NUL; no "/" (that would
-# change the topic's structure) and no lone surrogates (not UTF-8, cannot come over MQTT).
+# Device names with odd characters: spaces, unicode, MQTT wildcards, NUL (stored escaped, see
+# sensors.ingest.storable); no "/" (that would change the topic's structure) and no lone
+# surrogates (not UTF-8, cannot come over MQTT).
 odd_names = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="/"), max_size=12
 )
@@ -476,16 +477,28 @@ def run(rt: Runtime, sent: list[Sent], cuts: list[int]) -> list[datetime]:
 
 
 def expected_events(sent: list[Sent], received: list[datetime]) -> list[tuple[str, str, datetime]]:
-    """The model: a device's state changes only when a reading implies a different state."""
-    state: dict[str, str] = {}
+    """The model: a device's state changes only when a reading implies a different state. A
+    reading with its own time (curtainwatch event "ts") is an event by contract: stored once
+    per (device, value, time), a repeat of it being a QoS 1 duplicate; it moves the state only
+    if it is the newest by time (sensors/ingest.py docstring)."""
+    state: dict[str, tuple[str, datetime]] = {}  # device -> (state, time of the reading)
+    stamped: set[tuple[str, str, datetime]] = set()
     out = []
     for s, at in zip(sent, received, strict=True):
         if s.kind != "valid" or s.device is None:
             continue
         for value in s.states:
-            if state.get(s.device) != value:
-                state[s.device] = value
-                out.append((s.device, value, (s.ts or at).astimezone(UTC)))
+            now = state.get(s.device)
+            if s.ts is not None:
+                key = (s.device, value, s.ts.astimezone(UTC))
+                if key not in stamped:
+                    stamped.add(key)
+                    out.append(key)
+                    if now is None or s.ts >= now[1]:
+                        state[s.device] = (value, s.ts)
+            elif now is None or now[0] != value:
+                state[s.device] = (value, at)
+                out.append((s.device, value, at.astimezone(UTC)))
     return out
 
 
@@ -537,11 +550,13 @@ def check_stream(rt: Runtime, n: int, sent: list[Sent], cuts: list[int]) -> None
 
     garbage_sent = [s for s in sent if s.kind == "garbage"]
     dead = dead_letters_after(rt, dead_before)
-    assert [(d.topic, d.payload) for d in dead] == [(s.topic, s.payload) for s in garbage_sent]
+    assert [(d.topic, d.payload) for d in dead] == [
+        (storable(s.topic), s.payload) for s in garbage_sent
+    ]
     for d in dead:
         assert d.error.startswith(d.topic + ": ") and len(d.error) > len(d.topic) + 2, d.error
 
-    unknown = Counter(s.device for s in sent if s.kind == "unknown")
+    unknown = Counter(storable(s.device) for s in sent if s.kind == "unknown" and s.device)
     assert unknown_counts(rt, n) == dict(unknown)
 
     ignored_sent = sum(s.kind == "ignored" for s in sent)
@@ -669,7 +684,7 @@ def test_arbitrary_messages_never_raise_and_are_accounted_for(db_url: str) -> No
         dead = dead_letters_after(rt, dead_before)
         assert stats.messages == before[0] + len(messages)
         assert (stats.ignored - before[1]) + len(dead) <= len(messages)
-        assert Counter(d.topic for d in dead) <= Counter(t for t, _ in messages)
+        assert Counter(d.topic for d in dead) <= Counter(storable(t) for t, _ in messages)
         for d in dead:
             assert d.error.startswith(d.topic + ": "), d.error
 
@@ -705,6 +720,26 @@ def test_a_device_no_resident_has_is_listed_for_staff(
         assert row is not None
         assert (row.topic, row.messages) == (topic, 2)
     assert rt.ingestor.stats.unknown == 1
+
+
+def test_nul_in_a_topic_is_stored_escaped_on_every_database(db_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: unknown devices and dead letters keep it as \\x00
+    (on SQLite too), and two ids that are the same once stored make one row, not an error."""
+    rt = make_runtime(db_url)
+    register(rt, 0)
+    rt.ingestor.process(
+        [
+            Message("zigbee2mqtt/ghost-\x00", b'{"contact": true}', START),
+            Message("zigbee2mqtt/ghost-\\x00", b'{"contact": false}', START),
+            Message("zigbee2mqtt/bad-\x00", b'{"contact": "maybe"}', START),
+        ]
+    )
+    with rt.sessions() as s:
+        ghost = s.get_one(UnknownDevice, "ghost-\\x00")
+        assert (ghost.topic, ghost.messages) == ("zigbee2mqtt/ghost-\\x00", 2)
+        [dead] = s.query(DeadLetter).all()
+    assert dead.topic == "zigbee2mqtt/bad-\\x00"
+    assert dead.error.startswith("zigbee2mqtt/bad-\\x00: ")
 
 
 @pytest.mark.parametrize(
@@ -791,14 +826,15 @@ def test_a_refused_batch_is_counted_once_after_its_retry(db_url: str) -> None:
 
 
 def test_live_writer_buries_a_message_the_database_refuses_and_keeps_flowing(db_url: str) -> None:
-    """A lone surrogate in a topic cannot be encoded by SQLite: the batch fails, the writer
-    stores its messages one by one, buries the bad one in dead letters, and goes on."""
+    """A lone surrogate in a topic cannot be encoded by the database: the batch fails, the
+    writer stores its messages one by one, buries the bad one in dead letters (its topic
+    escaped, NUL too), and goes on."""
     rt = make_runtime(db_url)
     register(rt, 0)
     rt.ingestor.start()
     try:
         rt.ingestor.submit("zigbee2mqtt/door-0", b'{"contact": false}')
-        rt.ingestor.submit("zigbee2mqtt/odd-\ud800", b'{"contact": false}')
+        rt.ingestor.submit("zigbee2mqtt/odd-\ud800\x00", b'{"contact": false}')
         rt.ingestor.submit("zigbee2mqtt/curtain-0", b'{"position": 100}')
         assert rt.ingestor.wait_idle(30)
         rt.ingestor.submit("zigbee2mqtt/door-0", b'{"contact": true}')
@@ -812,5 +848,5 @@ def test_live_writer_buries_a_message_the_database_refuses_and_keeps_flowing(db_
     ]
     with rt.sessions() as s:
         [dead] = s.query(DeadLetter).all()
-    assert dead.topic == "zigbee2mqtt/odd-\\ud800"
+    assert dead.topic == "zigbee2mqtt/odd-\\ud800\\x00"
     assert "could not be stored" in dead.error
