@@ -1,5 +1,6 @@
-"""Alert lifecycle: open -> claimed -> resolved. Turns the engine's findings into alert rows,
-one open alert per (resident, cause): a repeat bumps `repeats` on the open one. Auto-resolves
+"""Alert lifecycle: open -> claimed -> resolved. Turns the engine's findings (and, in one
+INSERT ... SELECT, the missed windows of a settle tick) into alert rows, one open alert per
+(resident, cause): a repeat bumps `repeats` on the open one. Auto-resolves
 what a late check-in or a recovered device answers. Claims and manual resolution by people
 come with the alert flow."""
 
@@ -8,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import String, bindparam, case, cast, func, literal, or_, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from monitor.db import dialect_insert_for, won
-from monitor.engine import Finding
+from monitor.engine import Finding, routine_cause
 from monitor.models import Alert, table
 
 AL = table(Alert)
@@ -27,6 +30,7 @@ SEVERITY = {
     "system": "critical",
 }
 SYSTEM_ACTOR = "curtainwatch"
+RETURNED = (AL.c.resident_id, AL.c.cause, AL.c.id, AL.c.repeats)
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,85 @@ class AlertBook:
         if raises:
             self._raise(session, list(raises.values()))
 
-    def _raise(self, session: Session, findings: list[Finding]) -> None:
-        stmt = dialect_insert_for(session, AL)
-        stmt = stmt.on_conflict_do_update(
+    def raise_missed(self, session: Session, missed: Select[Any], at: datetime) -> None:
+        """Raise (or repeat) the alert of every missed window `missed` selects from the
+        settlements, as rows of (id, routine_id, resident_id, kind, due_at): one INSERT ...
+        SELECT however many there are, writing the rows raising each window's Finding
+        would write. A tick over a city thus sends one statement, not a row of parameters
+        per alert; only `on_raised` (replay) has the rows read back."""
+        m = missed.subquery("m")
+        twin = missed.subquery("twin")
+        inactivity = m.c.kind == "inactivity"
+        # A resident's inactivity routines share the cause "inactivity", and one statement
+        # cannot touch an alert twice: as in __call__, the first one settled wins.
+        first = (
+            select(func.min(twin.c.id))
+            .where(twin.c.resident_id == m.c.resident_id, twin.c.kind == "inactivity")
+            .scalar_subquery()
+        )
+        now = bindparam("at", at, type_=AL.c.raised_at.type)
+        rows = select(
+            m.c.resident_id,
+            m.c.routine_id,
+            case((inactivity, "inactivity"), else_="missed_routine"),
+            # routine_cause(id), in SQL
+            case(
+                (inactivity, "inactivity"), else_=literal("routine:") + cast(m.c.routine_id, String)
+            ),
+            case((inactivity, SEVERITY["inactivity"]), else_=SEVERITY["missed_routine"]),
+            literal("open"),
+            literal(""),
+            m.c.due_at,
+            now,
+            now,
+            literal(0),
+            literal(0),
+            now,
+        ).where(or_(~inactivity, m.c.id == first))
+        columns = [
+            "resident_id",
+            "routine_id",
+            "kind",
+            "cause",
+            "severity",
+            "status",
+            "detail",
+            "due_at",
+            "raised_at",
+            "last_raised_at",
+            "repeats",
+            "escalation_level",
+            "next_escalation_at",
+        ]
+        stmt = self._upsert(dialect_insert_for(session, AL).from_select(columns, rows))
+        if self.on_raised is None:
+            session.execute(stmt)
+            return
+        returned = session.execute(stmt.returning(*RETURNED))
+        result = {(r, c): (i, n) for r, c, i, n in returned}
+        done: set[tuple[str, str]] = set()
+        for _, routine_id, resident_id, kind, due_at in session.execute(missed):
+            lapse = kind == "inactivity"
+            f = Finding(
+                "raise",
+                "inactivity" if lapse else "missed_routine",
+                resident_id,
+                "inactivity" if lapse else routine_cause(routine_id),
+                at,
+                due=due_at,
+                routine_id=routine_id,
+                routine_kind=kind,
+            )
+            if (resident_id, f.cause) not in done:
+                done.add((resident_id, f.cause))
+                alert_id, repeats = result[(resident_id, f.cause)]
+                self.on_raised(Raised(alert_id, f, SEVERITY[f.kind], repeats))
+
+    @staticmethod
+    def _upsert(stmt: Any) -> Any:
+        """`stmt` (an INSERT) opens a new alert, or repeats the open one of its (resident,
+        cause)."""
+        return stmt.on_conflict_do_update(
             index_elements=["resident_id", "cause"],
             index_where=text("status != 'resolved'"),
             set_={
@@ -71,7 +151,10 @@ class AlertBook:
                 "due_at": stmt.excluded.due_at,
                 "detail": stmt.excluded.detail,
             },
-        ).returning(AL.c.resident_id, AL.c.cause, AL.c.id, AL.c.repeats)
+        )
+
+    def _raise(self, session: Session, findings: list[Finding]) -> None:
+        stmt = self._upsert(dialect_insert_for(session, AL)).returning(*RETURNED)
         rows = [
             {
                 "resident_id": f.resident_id,

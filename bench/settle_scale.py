@@ -2,22 +2,26 @@
 """Settle benchmark: one scheduler tick over a city-sized community, next to the one bare
 set-based SQL query that finds the same missed windows.
 
-1. In a child process (so its memory does not count below), build a SQLite database: --residents
-   residents, each with a curtain, a door and a light sensor and five routines (curtain_open
-   07:00-09:00 +15m grace, curtain_close 18:00-22:30, light_on 17:30-21:00, door 06:00-22:00,
-   inactivity 12h), written with bulk Core inserts exactly as monitor.importer would write
-   them (checked against it on a sample), positioned where the engine leaves them after
-   settling the week so far; a week of events (each routine satisfied on most days, missed
-   at random --miss of the time), the week's settlements and resolved alerts, a few residents
-   away and a few curtain sensors offline or silent.
+1. In a child process (so its memory does not count below), build the database (SQLite,
+   or with --database postgresql a throwaway cluster): --residents residents, each with a
+   curtain, a door and a light sensor and five routines (curtain_open 07:00-09:00 +15m
+   grace, curtain_close 18:00-22:30, light_on 17:30-21:00, door 06:00-22:00, inactivity
+   12h), written with bulk inserts exactly as monitor.importer would write them (checked
+   against it on a sample), positioned where the engine leaves them after settling the week
+   so far; a week of events (each routine satisfied on most days, missed at random --miss
+   of the time), the week's settlements and resolved alerts, a few residents away and a few
+   curtain sensors offline or silent.
 2. With a SimulatedClock at 09:15 on the last day (every curtain_open window due, nothing
    else), run the bare query (read-only) twice and time the second, then time
-   Runtime.engine.settle_due() once, counting its SQL statements.
+   Runtime.engine.settle_due() once, counting its SQL statements, then (SQLite) time the
+   WAL checkpoint the runtime's checkpoint job runs next, outside the tick.
 3. Check that the windows settled missed are exactly the rows the bare query found, and
-   report settle seconds, query seconds, their ratio (target <= 2.0), the windows settled by
-   outcome, the statements issued and the peak RSS of this process (target <= 300 MB).
+   report settle seconds, query seconds, their ratio without and with the checkpoint
+   (target <= 2.0), the windows settled by outcome, the statements issued and the peak RSS
+   of this process (target <= 300 MB).
 
-    .venv/bin/python bench/settle_scale.py [--residents 100000] [--profile]
+    .venv/bin/python bench/settle_scale.py [--residents 100000] [--database postgresql]
+        [--floor] [--profile]
 
 Exits 1 if a check fails, 0 otherwise (a missed target is printed, not an error).
 """
@@ -28,6 +32,7 @@ import argparse
 import cProfile
 import io
 import multiprocessing
+import os
 import pstats
 import random
 import resource
@@ -51,7 +56,7 @@ sys.path.insert(0, str(ROOT))  # for `bench.bulk` and the packages
 from bench.bulk import FastInsert, Template, check_like_importer, load  # noqa: E402
 from monitor.clock import SimulatedClock  # noqa: E402
 from monitor.config import Settings  # noqa: E402
-from monitor.db import make_engine, upgrade  # noqa: E402
+from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, upgrade  # noqa: E402
 from monitor.models import (  # noqa: E402
     Alert,
     Device,
@@ -110,7 +115,7 @@ class Plan:
 
 
 def build_database(
-    db: Path,
+    url: str,
     residents: int,
     days: int,
     miss: float,
@@ -118,9 +123,8 @@ def build_database(
     offline_share: float,
     seed: int,
 ) -> None:
-    """Child process: create and fill the database at `db` (see the module doc)."""
+    """Child process: create and fill the (empty) database at `url` (see the module doc)."""
     t0 = time.perf_counter()
-    url = f"sqlite:///{db}"
     plan = Plan(residents, away_share, offline_share, seed)
     imported_at = local(LAST_DAY, 0)  # the engine has settled every window before this day
     away = {i: [plan.away_days] for i in plan.away}
@@ -133,13 +137,20 @@ def build_database(
         _check_routine_ids(conn, residents)
         _set_device_state(conn, plan)
         events, settlements, alerts = _history(conn, residents, days, miss, plan, seed)
+    if engine.dialect.name == "postgresql":
+        # What autovacuum would have done by then: planner statistics, visibility map.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+            size = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    else:
+        size = Path(engine.url.database or "").stat().st_size
     engine.dispose()
     print(
         f"built {counts['residents']} residents, {counts['devices']} devices, "
         f"{counts['routines']} routines, {counts['away_periods']} away periods, "
         f"{events} events, {settlements} settlements, {alerts} alerts "
         f"in {time.perf_counter() - t0:.0f}s "
-        f"({db.stat().st_size / 2**20:.0f} MiB; builder peak RSS {_peak_rss_mb():.0f} MB)",
+        f"({(size or 0) / 2**20:.0f} MiB; builder peak RSS {_peak_rss_mb():.0f} MB)",
         flush=True,
     )
 
@@ -355,7 +366,7 @@ WHERE r.active AND r.next_due_at <= :now
     SELECT 1 FROM devices AS d
     WHERE d.resident_id = r.resident_id
       AND (r.match_kind IS NULL OR d.kind = r.match_kind)
-      AND (d.online IS NULL OR d.online != 0)
+      AND (d.online IS NULL OR d.online)
       AND d.last_seen IS NOT NULL
       AND (d.alive_until IS NULL OR d.alive_until >= r.next_due_at))
 """).bindparams(bindparam("now", type_=UTCDateTime()))
@@ -370,7 +381,7 @@ _OUTCOME = """CASE
       AND a.first_day <= r.window_date AND a.last_day >= r.window_date) THEN 'away'
   WHEN NOT EXISTS (SELECT 1 FROM devices AS d WHERE d.resident_id = r.resident_id
       AND (r.match_kind IS NULL OR d.kind = r.match_kind)
-      AND (d.online IS NULL OR d.online != 0) AND d.last_seen IS NOT NULL
+      AND (d.online IS NULL OR d.online) AND d.last_seen IS NOT NULL
       AND (d.alive_until IS NULL OR d.alive_until >= r.next_due_at)) THEN 'unknown'
   ELSE 'missed' END"""
 FLOOR_STEPS = (
@@ -380,7 +391,7 @@ FLOOR_STEPS = (
 INSERT INTO settlements (routine_id, resident_id, kind, window_date, due_at, outcome, settled_at)
 SELECT r.id, r.resident_id, r.kind, r.window_date, r.next_due_at, {_OUTCOME}, :now
 FROM routines AS r WHERE r.active AND r.next_due_at <= :now
-ON CONFLICT (routine_id, due_at) DO NOTHING""",
+ON CONFLICT (window_date, routine_id, due_at) DO NOTHING""",
     ),
     (
         "UPDATE routines: advance the due windows",
@@ -391,18 +402,18 @@ WHERE active AND next_due_at = :now AND kind = 'curtain_open'""",
 )
 
 
-def floor(db: Path, bare_s: float) -> None:
+def floor(url: str, bare_s: float) -> None:
     """The same writes as a settle tick, as hand-written SQL on a copy of the database (no
-    engine, no RETURNING, no alerts): what SQLite itself needs."""
+    engine, no alerts, same settings as the runtime's): what the database itself needs."""
     now = tick_time()
     nxt = window_on(LAST_DAY + timedelta(days=1), dtime(7), dtime(9), timedelta(minutes=15), TZ)
-    engine = make_engine(f"sqlite:///{db}")
+    engine = make_engine(url, wal_autocheckpoint=WAL_SAFETY_NET_PAGES)
     dt = UTCDateTime()
     params = {"now": now, "next_day": nxt.day, "next_open": nxt.opens_at, "next_due": nxt.due_at}
     try:
         with engine.connect() as conn:
             conn.execute(BARE_MISSED, {"now": now}).all()  # same warm-up as the bare query
-            print("floor: the tick's writes as plain SQL on a copy (same pragmas):")
+            print("floor: the tick's writes as plain SQL on a copy (same settings):")
             total = 0.0
             for label, sql in FLOOR_STEPS:
                 stmt = text(sql).bindparams(
@@ -421,10 +432,15 @@ def floor(db: Path, bare_s: float) -> None:
             conn.commit()
             took = time.perf_counter() - t
             total += took
-            print(f"    {took:6.3f}s  COMMIT (includes SQLite's automatic WAL checkpoint)")
+            print(f"    {took:6.3f}s  COMMIT")
+            print(f"    {total:6.3f}s  in all: {total / bare_s:.2f} x the bare query")
+        t = time.perf_counter()
+        frames = checkpoint(engine)
+        took = time.perf_counter() - t
+        if frames is not None:
             print(
-                f"    {total:6.3f}s  in all: {total / bare_s:.2f} x the bare query; no engine "
-                f"can settle this tick on SQLite for less"
+                f"    {took:6.3f}s  and the WAL checkpoint after it ({frames}); with it "
+                f"{(total + took) / bare_s:.2f} x the bare query"
             )
     finally:
         engine.dispose()
@@ -434,19 +450,20 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure(db: Path, profile: bool) -> tuple[bool, float]:
+def measure(url: str, profile: bool) -> tuple[bool, float]:
     """Time the bare query and the settle tick; print the figures. Returns (checks passed,
     bare query seconds)."""
     now = tick_time()
-    rt = Runtime(Settings(database_url=f"sqlite:///{db}"), clock=SimulatedClock(now), migrate=False)
+    rt = Runtime(Settings(database_url=url), clock=SimulatedClock(now), migrate=False)
     ok = True
     try:
         times = []
         with rt.db.connect() as conn:
             for _ in range(2):  # the first run warms the caches; the second is timed
-                t = time.perf_counter()
+                t, cpu = time.perf_counter(), time.process_time()
                 missed_bare = {row[0] for row in conn.execute(BARE_MISSED, {"now": now})}
                 times.append(time.perf_counter() - t)
+                bare_cpu = time.process_time() - cpu
         bare_s = times[-1]
         rss_before = psutil.Process().memory_info().rss / 2**20
 
@@ -465,15 +482,22 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
         event.listen(rt.db, "before_cursor_execute", before)
         event.listen(rt.db, "after_cursor_execute", after)
         prof = cProfile.Profile() if profile else None
-        t = time.perf_counter()
+        load = os.getloadavg()[0]
+        t, cpu = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
         settled = rt.engine.settle_due()
         if prof:
             prof.disable()
         settle_s = time.perf_counter() - t
+        settle_cpu = time.process_time() - cpu
         event.remove(rt.db, "before_cursor_execute", before)
         event.remove(rt.db, "after_cursor_execute", after)
+        rss_tick = psutil.Process().memory_info().rss / 2**20
+        # What the runtime's checkpoint job does next, in its own thread (monitor.runtime).
+        t = time.perf_counter()
+        frames = rt.checkpoint()
+        checkpoint_s = time.perf_counter() - t
 
         S, AL = table(Settlement), table(Alert)
         with rt.db.connect() as conn:
@@ -500,22 +524,39 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
                 .where(table(Routine).c.next_due_at <= now)
             ).scalar()
         ratio = settle_s / bare_s
+        ratio_ck = (settle_s + checkpoint_s) / bare_s
         peak = _peak_rss_mb()
 
-        print(f"tick at {now.astimezone(TZ):%Y-%m-%d %H:%M %Z}")
+        sqlite = rt.db.dialect.name == "sqlite"
+        print(
+            f"tick at {now.astimezone(TZ):%Y-%m-%d %H:%M %Z} on {rt.db.dialect.name}; "
+            f"load average {load:.1f} on {os.cpu_count()} CPUs"
+        )
         print(
             f"bare query:  {bare_s:7.3f}s  finds {len(missed_bare)} missed windows "
-            f"(first, cold run {times[0]:.3f}s)"
+            f"(first, cold run {times[0]:.3f}s)" + (f"; CPU time {bare_cpu:.3f}s" if sqlite else "")
         )
         print(
             f"settle_due:  {settle_s:7.3f}s  settled {settled} windows: "
             + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
             + f"; {raised} alerts raised"
+            + (f"; CPU time {settle_cpu:.3f}s" if sqlite else "")
         )
+        if frames is None:
+            print("checkpoint:  none to run (PostgreSQL checkpoints by itself)")
+        else:
+            print(
+                f"checkpoint:  {checkpoint_s:7.3f}s  the runtime's checkpoint job right after "
+                f"(busy, WAL frames, frames copied) = {frames}"
+            )
         print(
             f"ratio settle / bare: {ratio:.2f} "
-            f"({'ok' if ratio <= TARGET_RATIO else f'ABOVE {TARGET_RATIO}'})"
+            f"({'ok' if ratio <= TARGET_RATIO else f'ABOVE {TARGET_RATIO}'}); "
+            f"with the checkpoint: {ratio_ck:.2f} "
+            f"({'ok' if ratio_ck <= TARGET_RATIO else f'ABOVE {TARGET_RATIO}'})"
         )
+        if sqlite:  # SQLite works in this process: CPU time is less at the mercy of the load
+            print(f"ratio of CPU times (tick without the checkpoint): {settle_cpu / bare_cpu:.2f}")
         print(
             f"SQL statements issued by settle_due: {len(statements)}, in order "
             "(identical neighbours merged):"
@@ -530,12 +571,13 @@ def measure(db: Path, profile: bool) -> tuple[bool, float]:
             print(f"    {times_:>4} x {stmt}  ({rows} parameter sets, {secs:.3f}s)")
         in_sql = sum(secs for *_, secs in merged)
         print(
-            f"    time outside those statements (Python, fetching RETURNING rows, commits): "
+            f"    time outside those statements (fetching rows, Python, COMMIT): "
             f"{settle_s - in_sql:.3f}s"
         )
+        rss_verdict = "ok" if peak <= TARGET_RSS_MB else f"ABOVE {TARGET_RSS_MB} MB"
         print(
-            f"peak RSS of this process: {peak:.0f} MB ({rss_before:.0f} MB before settling; "
-            f"{'ok' if peak <= TARGET_RSS_MB else f'ABOVE {TARGET_RSS_MB} MB'})"
+            f"peak RSS of this process: {peak:.0f} MB ({rss_before:.0f} MB before settling, "
+            f"{rss_tick:.0f} MB after; {rss_verdict})"
         )
 
         checks = {
@@ -589,32 +631,87 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the tick's writes as plain SQL on a copy of the database",
     )
-    ap.add_argument("--keep", action="store_true", help="keep the temp dir (for debugging)")
+    ap.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="sqlite (default: a file in a temp dir) or postgresql (a throwaway cluster, "
+        "tests/support/postgres.py, with durable settings while measuring)",
+    )
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (SQLite only)")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="cw-settle-scale-"))
-    db = work / "settle.db"
+    cluster: Any = None
     try:
+        if args.database == "postgresql":
+            cluster = _start_postgres()
+            url = cluster.url(cluster.create_database("bench"))
+        else:
+            url = f"sqlite:///{work / 'settle.db'}"
         child = multiprocessing.get_context("spawn").Process(
             target=build_database,
-            args=(db, args.residents, args.days, args.miss, args.away, args.offline, args.seed),
+            args=(url, args.residents, args.days, args.miss, args.away, args.offline, args.seed),
         )
         child.start()
         child.join()
         if child.exitcode != 0:
             print(f"building the database failed (exit {child.exitcode})", file=sys.stderr)
             return 1
-        if args.keep or args.floor:  # the state before the tick, to experiment on
-            shutil.copyfile(db, work / "before-settle.db")
-        ok, bare_s = measure(db, args.profile)
+        if cluster is not None:
+            _checkpoint_postgres(cluster)
+        if args.keep and cluster is None:  # the state before the tick, to experiment on
+            shutil.copyfile(work / "settle.db", work / "before-settle.db")
+        floor_url = _copy(url, work, cluster) if args.floor else ""
+        ok, bare_s = measure(url, args.profile)
         if args.floor:
-            floor(work / "before-settle.db", bare_s)
+            floor(floor_url, bare_s)
     finally:
+        if cluster is not None:
+            cluster.stop()
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
     return 0 if ok else 1
+
+
+def _start_postgres() -> Any:
+    """A throwaway PostgreSQL cluster started as the test suite starts it, but durable
+    (the suite turns fsync, synchronous_commit and full_page_writes off) and with room to
+    cache."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support import postgres
+
+    bindir = postgres.find_postgres_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries (initdb, postgres) not found")
+    postgres.SERVER_SETTINGS.update(
+        fsync="on", synchronous_commit="on", full_page_writes="on", shared_buffers="512MB"
+    )
+    return postgres.PostgresCluster(bindir).start()
+
+
+def _checkpoint_postgres(cluster: Any) -> None:
+    """Flush what building left dirty, so the tick does not pay for it; the tick's own
+    first writes to each page then log full pages, as after any checkpoint."""
+    import psycopg
+
+    with psycopg.connect(cluster.url_params("postgres"), autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def _copy(url: str, work: Path, cluster: Any) -> str:
+    """A copy of the built database, for --floor."""
+    if cluster is None:
+        shutil.copyfile(work / "settle.db", work / "floor.db")
+        return f"sqlite:///{work / 'floor.db'}"
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(cluster.url_params("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE floor TEMPLATE "{name}"')
+    return str(cluster.url("floor"))
 
 
 if __name__ == "__main__":

@@ -10,10 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, case, exists, false, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    and_,
+    any_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -65,6 +79,11 @@ class Finding:
 class FindingSink(Protocol):
     def __call__(self, session: Session, findings: Sequence[Finding]) -> None: ...
 
+    def raise_missed(self, session: Session, missed: Select[Any], at: datetime) -> None:
+        """Raise the missed windows `missed` selects from settlements, as rows of (id,
+        routine_id, resident_id, kind, due_at): in SQL, however many there are."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewEvent:
@@ -102,16 +121,18 @@ class Engine:
                 return total
 
     def _settle_round(self, session: Session, now: datetime) -> tuple[int, bool]:
-        """1. note the due groups (routines sharing a zone and window: few, not per resident);
-        2. INSERT a settlement for every due routine, outcome computed in SQL, ON CONFLICT DO
-           NOTHING: the unique (routine, due) key is the claim, so two instances never both win;
-        3. move each group to its next window with a conditional UPDATE;
-        4. hand the missed windows this instance won to the sink."""
+        """1. INSERT a settlement for every due routine, outcome computed in SQL, ON CONFLICT
+           DO NOTHING: the unique (window_date, routine_id, due_at) key is the claim, so two
+           instances never both win;
+        2. note the due groups (routines sharing a zone and window: few, not per resident)
+           and move each to its next window with a conditional UPDATE;
+        3. have the sink raise the missed windows this instance won, in SQL: no row per
+           window comes back to Python."""
         at = {"now": now}
-        groups = session.execute(_DUE_GROUPS, at).all()
-        if not groups and session.execute(_ANY_INACTIVITY_DUE, at).first() is None:
+        if session.execute(_ANY_DUE, at).first() is None:
             return 0, False
-        won = session.execute(_settle_insert(session), at).all()
+        won, missed = _settle(session, at)
+        groups = session.execute(_DUE_GROUPS, at).all()
         if groups:
             moves = []
             for tz, start, end, grace_s, day, old_due in groups:
@@ -137,24 +158,9 @@ class Engine:
                 )
             session.execute(_ADVANCE, moves)
         session.execute(_DISARM_INACTIVITY, at)
-
-        findings = [
-            Finding(
-                "raise",
-                "inactivity" if kind == "inactivity" else "missed_routine",
-                resident_id,
-                "inactivity" if kind == "inactivity" else routine_cause(routine_id),
-                now,
-                due=due_at,
-                routine_id=routine_id,
-                routine_kind=kind,
-            )
-            for routine_id, resident_id, kind, due_at, outcome in won
-            if outcome == "missed"
-        ]
-        if findings:
-            self.sink(session, findings)
-        return len(won), True
+        if missed is not None:
+            self.sink.raise_missed(session, missed, now)
+        return won, True
 
     def next_due(self) -> datetime | None:
         """When the next window is due (replay uses it to skip idle ticks)."""
@@ -349,7 +355,7 @@ _DUE_GROUPS = (
     .distinct()
     .where(_DUE, R.c.kind != "inactivity")
 )
-_ANY_INACTIVITY_DUE = select(R.c.id).where(_DUE, R.c.kind == "inactivity").limit(1)
+_ANY_DUE = select(R.c.id).where(_DUE).limit(1)
 # The claim: a group moves on only from the window it was in (next_due_at = :old).
 _ADVANCE = (
     update(R)
@@ -377,15 +383,39 @@ _NEXT_DUE = (
     .limit(1)
 )
 _DEVICE_CHECKS = _device_checks()
-_SETTLE_INSERTS: dict[str, Any] = {}
+_SETTLE_STATEMENTS: dict[str, Any] = {}
+_MISSED = select(S.c.id, S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at).order_by(S.c.id)
 
 
-def _settle_insert(session: Session) -> Any:
-    """INSERT INTO settlements SELECT <every due routine, outcome> ON CONFLICT DO NOTHING
-    RETURNING what was won; built once per dialect."""
+def _settle(session: Session, at: dict[str, datetime]) -> tuple[int, Select[Any] | None]:
+    """Settle every due routine's window. Returns how many settlements this instance won
+    and a query for the missed ones among them (None if it won none), for the sink to
+    raise in SQL: no row per window (100,000 at city scale) comes back to Python."""
+    stmt = _settle_statement(session)
+    if session.get_bind().dialect.name == "postgresql":
+        rows = session.execute(stmt, at).all()
+        ids = [missed_id for _, missed_id in rows if missed_id is not None]
+        if not ids:
+            return rows[0][0], None
+        return rows[0][0], _MISSED.where(S.c.id == any_(bindparam("won", ids, ARRAY(Integer))))
+    result = cast(CursorResult[Any], session.execute(stmt, at))
+    won = result.rowcount
+    if not won:
+        return 0, None
+    # SQLite gives each new row the id one past the largest, and this transaction holds the
+    # write lock from the INSERT until it commits: the rows won are ids last-won+1 .. last.
+    last = result.lastrowid
+    return won, _MISSED.where(S.c.id.between(last - won + 1, last), S.c.outcome == "missed")
+
+
+def _settle_statement(session: Session) -> Any:
+    """INSERT INTO settlements SELECT <every due routine, outcome> ON CONFLICT DO NOTHING,
+    built once per dialect. On PostgreSQL it is wrapped so that one statement also returns
+    the count won and the ids of the missed ones: rows (n, id), a single (n, NULL) when
+    none was missed."""
     dialect = session.get_bind().dialect.name
-    if dialect not in _SETTLE_INSERTS:
-        _SETTLE_INSERTS[dialect] = (
+    if dialect not in _SETTLE_STATEMENTS:
+        insert = (
             dialect_insert_for(session, S)
             .from_select(
                 [
@@ -407,10 +437,17 @@ def _settle_insert(session: Session) -> Any:
                     _NOW,
                 ).where(_DUE),
             )
-            .on_conflict_do_nothing(index_elements=["routine_id", "due_at"])
-            .returning(S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at, S.c.outcome)
+            .on_conflict_do_nothing(index_elements=["window_date", "routine_id", "due_at"])
         )
-    return _SETTLE_INSERTS[dialect]
+        if dialect == "postgresql":
+            won = insert.returning(S.c.id, S.c.outcome).cte("won")
+            n = select(func.count().label("n")).select_from(won).cte("n")
+            _SETTLE_STATEMENTS[dialect] = select(n.c.n, won.c.id).select_from(
+                n.outerjoin(won, won.c.outcome == "missed")
+            )
+        else:
+            _SETTLE_STATEMENTS[dialect] = insert
+    return _SETTLE_STATEMENTS[dialect]
 
 
 def _device_detail(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
@@ -222,11 +222,14 @@ def _schedule(
         assert x.start and x.end
         w = first_window_due_after(now, x.start, x.end, x.grace, tz)
         if routine.id is not None:
+            # A settled window was due by now, so its date is at most a few days past
+            # w.day (which is at most two days before today): a week of dates, sought
+            # through the settlements key (window_date, routine_id, due_at), not a scan.
             last_day = session.scalar(
-                select(Settlement.window_date)
-                .where(Settlement.routine_id == routine.id)
-                .order_by(Settlement.due_at.desc())
-                .limit(1)
+                select(func.max(Settlement.window_date)).where(
+                    Settlement.window_date.in_([w.day + timedelta(days=k) for k in range(7)]),
+                    Settlement.routine_id == routine.id,
+                )
             )
             if last_day is not None and last_day >= w.day:
                 # never settle a day twice, even when its timing changed after it was settled

@@ -20,7 +20,7 @@ from monitor.appsettings import secret_key
 from monitor.clock import Clock, SystemClock
 from monitor.community import load_community
 from monitor.config import Settings
-from monitor.db import make_engine, session_factory, upgrade
+from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, session_factory, upgrade
 from monitor.engine import Engine, NewEvent
 from monitor.importer import apply_community
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 # APScheduler logs every run of every job at INFO; a tick every 30 s is not news.
 logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+# SQLite only: how often the checkpoint job copies the WAL into the database file, so the
+# WAL holds about this long of writes instead of growing (see monitor.db).
+CHECKPOINT_INTERVAL_S = 60.0
 
 
 class Runtime:
@@ -53,7 +56,10 @@ class Runtime:
         self.clock = clock or SystemClock()
         if migrate:
             upgrade(settings.database_url)
-        self.db: SqlEngine = make_engine(settings.database_url)
+        # The checkpoint job (SQLite) does what COMMIT would otherwise do past 1000 pages.
+        self.db: SqlEngine = make_engine(
+            settings.database_url, wal_autocheckpoint=WAL_SAFETY_NET_PAGES
+        )
         self.sessions: sessionmaker[Session] = session_factory(self.db)
         self.alerts = AlertBook(on_raised)
         self.engine = Engine(self.sessions, self.clock, self.alerts)
@@ -78,6 +84,8 @@ class Runtime:
         self.scheduler_started: float | None = None
         self.last_settle_round: float | None = None
         self.last_settle_at: datetime | None = None
+        # What the last checkpoint job saw: SQLite's (busy, WAL frames, frames copied).
+        self.last_checkpoint: tuple[int, int, int] | None = None
 
     def import_community(self, text: str) -> dict[str, int]:
         spec = load_community(text)
@@ -111,6 +119,13 @@ class Runtime:
                 id="devices",
                 next_run_time=datetime.now().astimezone(),
             )
+            if self.db.dialect.name == "sqlite":
+                self.scheduler.add_job(
+                    self._job(self.checkpoint),
+                    "interval",
+                    seconds=CHECKPOINT_INTERVAL_S,
+                    id="checkpoint",
+                )
             self.scheduler.start()
             self.scheduler_started = time.monotonic()
             # Notifications run in a loop of their own that a help card can wake at once,
@@ -132,6 +147,12 @@ class Runtime:
         settled = self.engine.settle_due()
         self._settle_round_done()
         return settled
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """The checkpoint job: copy the SQLite WAL into the database file in a thread of its
+        own, not inside the COMMIT of whichever settle tick or ingest batch it would land on."""
+        self.last_checkpoint = checkpoint(self.db)
+        return self.last_checkpoint
 
     def _settle_round_done(self) -> None:
         self.last_settle_round = time.monotonic()
