@@ -36,7 +36,9 @@ START = local(DAY, "05:00")
 
 DEVICE_KINDS = "curtain, door, light, help, motion, contact, power, water"
 ROUTINE_KINDS = "curtain_open, curtain_close, light_on, door, activity, inactivity, help"
-RESIDENT_FIELDS = "id, name, building, unit, timezone, devices, routines, away, phone, contact, notes"
+RESIDENT_FIELDS = (
+    "id, name, building, unit, timezone, devices, routines, away, phone, contact, notes"
+)
 PERSON_FIELDS = (
     "id, name, role, language, buildings, resident, consent, notify, rota, quiet_hours, digest"
 )
