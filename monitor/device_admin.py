@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import and_, delete, false, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from monitor.access import Scope
 from monitor.community import DEVICE_KINDS
 from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE
+from monitor.health import device_low_battery, device_offline
 from monitor.models import (
     Alert,
     AuditEntry,
@@ -96,18 +97,9 @@ class Page(Generic[T]):
 # -- reading ---------------------------------------------------------------------------
 
 
-def offline_clause(now: datetime) -> ColumnElement[bool]:
-    """The engine's idea of an offline device (monitor.engine): it said so, its battery-
-    device silence ran out, or it has never spoken since it was added a day ago."""
-    return or_(
-        Device.online.is_(false()),
-        and_(Device.alive_until.is_not(None), Device.alive_until < now),
-        and_(Device.last_seen.is_(None), Device.created_at < now - NEVER_SEEN_GRACE),
-    )
-
-
-def low_battery_clause() -> ColumnElement[bool]:
-    return and_(Device.battery.is_not(None), Device.battery < LOW_BATTERY)
+# One rule for "offline" and "low battery" everywhere (engine, health, metrics, this page).
+offline_clause = device_offline
+low_battery_clause = device_low_battery
 
 
 @dataclass(frozen=True)
