@@ -39,6 +39,24 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
+# Fixtures of tests that need several instances, hence PostgreSQL (SQLite serves one).
+POSTGRESQL_PASS_ONLY = ("failover_db", "pg_url")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the SQLite pass, tests that only make sense on PostgreSQL are deselected (they run
+    in the PostgreSQL pass of `make test`), so no test is skipped for a backend choice."""
+    if selected_backend() == "postgresql":
+        return
+    keep, drop = [], []
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        (drop if any(f in names for f in POSTGRESQL_PASS_ONLY) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"database backend: {selected_backend()} (CURTAINWATCH_TEST_DB)"
 
