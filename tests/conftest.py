@@ -39,19 +39,20 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
 
-# Fixtures of tests that need several instances, hence PostgreSQL (SQLite serves one).
-POSTGRESQL_PASS_ONLY = ("failover_db", "pg_url")
+# Fixtures of tests that belong to one pass of `make test`: several instances need
+# PostgreSQL (SQLite serves one); the demo always runs on its own SQLite file.
+ONLY_IN_PASS = {"failover_db": "postgresql", "pg_url": "postgresql", "demo": "sqlite"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the SQLite pass, tests that only make sense on PostgreSQL are deselected (they run
-    in the PostgreSQL pass of `make test`), so no test is skipped for a backend choice."""
-    if selected_backend() == "postgresql":
-        return
+    """Tests that belong to the other backend's pass are deselected, not skipped: each runs
+    once in `make test`, and no test is skipped for a backend choice."""
+    backend = selected_backend()
     keep, drop = [], []
     for item in items:
         names = getattr(item, "fixturenames", ())
-        (drop if any(f in names for f in POSTGRESQL_PASS_ONLY) else keep).append(item)
+        other = any(ONLY_IN_PASS.get(f, backend) != backend for f in names)
+        (drop if other else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
