@@ -30,7 +30,6 @@ from sqlalchemy import (
     bindparam,
     case,
     exists,
-    false,
     func,
     or_,
     select,
@@ -39,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from monitor.access import Scope
-from monitor.engine import NEVER_SEEN_GRACE
+from monitor.engine import NEVER_SEEN_GRACE, offline_rule
 from monitor.models import (
     OPEN_STATUSES,
     Alert,
@@ -353,11 +352,7 @@ def _offline(scope: Scope) -> Any:
     reported offline, silent past `alive_until`, or never heard from since :stale."""
     now = _param("now", D.c.last_seen)
     return select(D.c.resident_id, D.c.kind).where(
-        or_(
-            D.c.online.is_(false()),
-            and_(D.c.alive_until.is_not(None), D.c.alive_until < now),
-            and_(D.c.last_seen.is_(None), D.c.created_at < _param("stale", D.c.created_at)),
-        ),
+        offline_rule(now, _param("stale", D.c.created_at)),
         scope.residents(D.c.resident_id),
     )
 

@@ -290,16 +290,24 @@ class Engine:
             self.sink(session, findings)
 
 
+def offline_rule(now: Any, stale: Any) -> ColumnElement[bool]:
+    """The one rule for an offline device at `now` (engine, board, health, devices page):
+    it said so, its silence outlasted `alive_until`, or it was added before `stale` and
+    never spoke. Arguments are SQL values (bind parameters, so statements can be cached,
+    or plain datetimes). Every term is strictly true or false (no NULLs), so that the
+    negation means "recovered"."""
+    return or_(
+        D.c.online.is_(false()),
+        and_(D.c.alive_until.is_not(None), D.c.alive_until < now),
+        and_(D.c.last_seen.is_(None), D.c.created_at < stale),
+    )
+
+
 def _device_checks() -> list[tuple[str, Select[Any], Select[Any]]]:
     """(kind, query for devices that newly qualify, query for devices that recovered),
     built once: building SQLAlchemy expressions costs more than running them."""
     now = bindparam("now", type_=D.c.last_seen.type)
-    # Every term is strictly true or false (no NULLs), so that ~offline means "recovered".
-    offline = or_(
-        D.c.online.is_(false()),
-        and_(D.c.alive_until.is_not(None), D.c.alive_until < now),
-        and_(D.c.last_seen.is_(None), D.c.created_at < bindparam("stale", type_=now.type)),
-    )
+    offline = offline_rule(now, bindparam("stale", type_=now.type))
     checks = []
     for kind, bad, good in (
         ("device_offline", offline, ~offline),

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session
 
-from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE
+from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE, offline_rule
 from monitor.models import Device, Settlement
 
 if TYPE_CHECKING:
@@ -149,11 +149,7 @@ def _iso(value: datetime | None) -> str | None:
 def device_offline(now: datetime) -> ColumnElement[bool]:
     """Devices that count as offline at `now`: reported offline, silent past their
     alive_until, or never heard from NEVER_SEEN_GRACE after being added."""
-    return or_(
-        Device.online.is_(false()),
-        and_(Device.alive_until.is_not(None), Device.alive_until < now),
-        and_(Device.last_seen.is_(None), Device.created_at < now - NEVER_SEEN_GRACE),
-    )
+    return offline_rule(now, now - NEVER_SEEN_GRACE)
 
 
 def device_low_battery() -> ColumnElement[bool]:
