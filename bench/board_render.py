@@ -14,11 +14,11 @@ rendered through the Flask test client, next to the bare board computation it re
    every window due by 10:30 today (yesterday's and this morning's), raising the
    missed-routine alerts, and checks device health; yesterday's alerts are resolved, a
    third of today's claimed.
-2. At 10:30 (a SimulatedClock), signed in as staff: render `/` --warmup times, then
-   --rounds times, timing each request and counting its SQL statements; the same for the
-   bare computation (monitor.board.compute_board, no HTTP, no template), for the live
-   endpoint `/board/tiles` (a full answer, and a 304 when the browser's ETag matches) and
-   for a page filtered to one status.
+2. At 10:30 (a SimulatedClock), signed in as staff, with the heap frozen as `curtainwatch
+   serve` freezes it: time `/` (counting its SQL statements), the bare computation
+   (monitor.board.compute_board, no HTTP, no template), the live endpoint `/board/tiles`
+   (a full answer, and a 304 when the browser's ETag matches) and a page filtered to one
+   status, --warmup untimed rounds then --rounds timed ones, one call of each per round.
 3. Print p50/p95 of each, the page's ratio to the bare computation, the statements per
    page, the page size; check that the page holds a tile per resident and as many red
    tiles as residents with an open help / missed / inactivity alert (a bare SQL query).
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import os
 import pstats
@@ -49,12 +50,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, case, event, func, select, update
+from sqlalchemy import Connection, bindparam, case, event, func, select, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `bench.bulk` and the packages
 
 from bench.bulk import FastInsert, Template, check_like_importer, load  # noqa: E402
+from monitor import day_marks  # noqa: E402
 from monitor.access import Scope  # noqa: E402
 from monitor.board import RED_KINDS, compute_board  # noqa: E402
 from monitor.clock import SimulatedClock  # noqa: E402
@@ -126,6 +128,8 @@ def build(url: str, residents: int, history: int, miss: float, seed: int) -> Run
     with engine.begin() as conn:
         _devices(conn, plan)
         n_events, n_settled = _events(conn, residents, history, miss, plan, seed)
+        # What the ingestor writes with each event it stores, for the events written above.
+        day_marks.rebuild(conn, local(TODAY - timedelta(days=history), 0))
     engine.dispose()
 
     rt = Runtime(Settings(database_url=url), SimulatedClock(NOW), migrate=False)
@@ -188,8 +192,9 @@ def _events(
     conn: Connection, residents: int, history: int, miss: float, plan: Plan, seed: int
 ) -> tuple[int, int]:
     """`history` days of events up to NOW (inserted day by day in time order, as the
-    ingestor would), and settlements for the days before yesterday (the engine settles
-    yesterday's and today's windows itself). Returns (events, settlements)."""
+    ingestor would, which also leaves each device's state at its last event), and
+    settlements for the days before yesterday (the engine settles yesterday's and today's
+    windows itself). Returns (events, settlements)."""
     rng = random.Random(seed + 1)
     minute = timedelta(minutes=1)
     R = table(Routine)
@@ -208,6 +213,7 @@ def _events(
         ("routine_id", "resident_id", "kind", "window_date", "due_at", "outcome", "settled_at"),
     )
     n_ev = n_st = 0
+    last: dict[str, tuple[datetime, str]] = {}  # device -> its newest event (time, value)
     for back in range(history - 1, -1, -1):
         day = TODAY - timedelta(days=back)
         midnight = local(day, 0)
@@ -237,6 +243,8 @@ def _events(
                 ts = midnight + m * minute
                 if ts < NOW:
                     rows.append((rid, dev, kind, value, ts, ts))
+                    if ts >= last.get(dev, (ts, ""))[0]:
+                        last[dev] = (ts, value)
             if day < YESTERDAY:
                 for kind, due_at in due.items():
                     outcome = "missed" if missed[kind] else "satisfied"
@@ -246,6 +254,14 @@ def _events(
         rows.sort(key=lambda r: r[4])
         n_ev += ev.run(rows)
         n_st += st.run(settled)
+    # Each device's state and its time, as the ingestor leaves them after these events.
+    D = table(Device)
+    conn.execute(
+        update(D)
+        .where(D.c.id == bindparam("did"))
+        .values(state=bindparam("value"), state_at=bindparam("at")),
+        [{"did": d, "value": v, "at": at} for d, (at, v) in last.items()],
+    )
     return n_ev, n_st
 
 
@@ -278,18 +294,24 @@ class Timings:
         )
 
 
-def timed(fn: Callable[[], Any], warmup: int, rounds: int) -> tuple[Timings, Any]:
-    """Timings of `rounds` calls of `fn` after `warmup` untimed ones; the last result."""
-    result = None
+def timed(
+    fns: dict[str, Callable[[], Any]], warmup: int, rounds: int
+) -> dict[str, tuple[Timings, Any]]:
+    """Timings of `rounds` calls of each of `fns` after `warmup` untimed ones, and the last
+    result of each. Round-robin (one call of each per round), so a machine that speeds up
+    or slows down during the run (it does, by half) weighs on all of them alike."""
+    results: dict[str, Any] = {}
+    times = {name: Timings() for name in fns}
     for _ in range(warmup):
-        result = fn()
-    times = Timings()
+        for name, fn in fns.items():
+            results[name] = fn()
     for _ in range(rounds):
-        c, t = time.thread_time(), time.perf_counter()
-        result = fn()
-        times.wall.append((time.perf_counter() - t) * 1000)
-        times.cpu.append((time.thread_time() - c) * 1000)
-    return times, result
+        for name, fn in fns.items():
+            c, t = time.thread_time(), time.perf_counter()
+            results[name] = fn()
+            times[name].wall.append((time.perf_counter() - t) * 1000)
+            times[name].cpu.append((time.thread_time() - c) * 1000)
+    return {name: (times[name], results[name]) for name in fns}
 
 
 def pct(times: list[float], p: int) -> float:
@@ -331,17 +353,6 @@ def measure(rt: Runtime, residents: int, warmup: int, rounds: int, profile: bool
         assert resp.status_code in (200, 304), (path, resp.status_code)
         return resp, statements
 
-    before_ms, load_before = reference_ms(), os.getloadavg()[0]
-    event.listen(rt.db, "before_cursor_execute", count)
-    page_ms, (page, page_sql) = timed(lambda: get("/"), warmup, rounds)
-    tiles_ms, (tiles, tiles_sql) = timed(lambda: get("/board/tiles"), warmup, rounds)
-    etag = tiles.headers["ETag"]
-    same_ms, (same, same_sql) = timed(
-        lambda: get("/board/tiles", headers={"If-None-Match": etag}), warmup, rounds
-    )
-    red_ms, (red_page, _) = timed(lambda: get("/?status=red"), warmup, rounds)
-    event.remove(rt.db, "before_cursor_execute", count)
-
     staff = Scope("staff", "bench")
     zone = ZoneInfo(TZ_NAME)
 
@@ -349,7 +360,28 @@ def measure(rt: Runtime, residents: int, warmup: int, rounds: int, profile: bool
         with rt.sessions() as s:
             return compute_board(s, staff, rt.clock.now(), zone)
 
-    bare_ms, board = timed(bare, warmup, rounds)
+    etag = get("/board/tiles")[0].headers["ETag"]
+    # As `curtainwatch serve` does once the app is built (monitor.cli._web_server).
+    gc.freeze()
+    before_ms, load_before = reference_ms(), os.getloadavg()[0]
+    event.listen(rt.db, "before_cursor_execute", count)
+    runs = timed(
+        {
+            "page": lambda: get("/"),
+            "bare": bare,
+            "tiles": lambda: get("/board/tiles"),
+            "same": lambda: get("/board/tiles", headers={"If-None-Match": etag}),
+            "red": lambda: get("/?status=red"),
+        },
+        warmup,
+        rounds,
+    )
+    event.remove(rt.db, "before_cursor_execute", count)
+    page_ms, (page, page_sql) = runs["page"]
+    bare_ms, board = runs["bare"]
+    tiles_ms, (_tiles, tiles_sql) = runs["tiles"]
+    same_ms, (same, same_sql) = runs["same"]
+    red_ms, (red_page, _) = runs["red"]
 
     html = page.get_data(as_text=True)
     shown = html.count(TILE)

@@ -7,11 +7,13 @@ Two halves, kept apart so each can be tested alone:
   red (an alert someone must act on), grey (away, or a sensor problem makes today
   uncertain), amber (a window is open and its event has not come yet), green (otherwise).
 - `compute_board(session, scope, now, zone)`: five set-based SELECTs over every resident
-  in scope (residents joined with today's event times and settlements, open alerts, away
-  today, offline devices, windows still waiting), combined in Python. The statement count
-  does not depend on how many residents there are.
+  in scope (residents joined with today's day marks and settlements, open alerts, away
+  today, devices offline or with a door event today, windows still waiting), combined in
+  Python. The statement count does not depend on how many residents there are.
 
-Times on tiles are local "HH:MM" in the community's zone, from events since local midnight.
+Times on tiles are local "HH:MM" in the community's zone: curtain and light from today's
+day marks (monitor.day_marks: kept by the ingestor as it stores events), the door from its
+device's last change.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from monitor import day_marks
 from monitor.access import Scope
 from monitor.engine import NEVER_SEEN_GRACE, offline_rule
 from monitor.models import (
@@ -53,6 +56,7 @@ from monitor.models import (
 )
 
 RES = table(Resident)
+DM = day_marks.M
 AL = table(Alert)
 AW = table(AwayPeriod)
 D = table(Device)
@@ -230,14 +234,13 @@ class Board:
 def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo) -> Board:
     """The board at `now` for everyone `scope` may see; `zone` decides "today".
 
-    Five statements: residents with today's event times and settlements (one row each),
-    open alerts, away today, offline devices, windows still waiting. Only the first returns
+    Five statements: residents with today's marks and settlements (one row each),
+    open alerts, away today, devices offline or with a door event today, windows still
+    waiting. Only the first returns
     a row per resident; the others return rows only for residents with something to say."""
     today = now.astimezone(zone).date()
     midnight = datetime.combine(today, time(0), tzinfo=zone).astimezone(UTC)
-    people = session.execute(
-        _residents(scope), {"midnight": midnight, "now": now, "today": today}
-    ).all()
+    people = session.execute(_residents(scope), {"today": today}).all()
     alerts: dict[str, list[OpenAlert]] = {}
     for rid, kind, status, routine_kind, claimer, claimed_by in session.execute(_alerts(scope)):
         alerts.setdefault(rid, []).append(
@@ -245,20 +248,35 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
         )
     away = set(session.scalars(_away(scope), {"today": today}))
     offline: dict[str, list[str]] = {}
-    for rid, kind in session.execute(
-        _offline(scope), {"now": now, "stale": now - NEVER_SEEN_GRACE}
+    door: dict[str, datetime] = {}
+    since = midnight.replace(tzinfo=None)
+    for rid, kind, is_offline, changed in session.execute(
+        _devices(scope), {"now": now, "stale": now - NEVER_SEEN_GRACE, "midnight": midnight}
     ):
-        offline.setdefault(rid, []).append(kind)
+        if is_offline:
+            offline.setdefault(rid, []).append(kind)
+        if kind == "door" and changed is not None and changed >= since:
+            door[rid] = max(changed, door.get(rid, changed))
+    # Most waiting windows are shared (everyone's door window opens at 06:00): each distinct
+    # window is built once, and each distinct set of them weighed once below.
+    windows: dict[tuple[Any, ...], Window] = {}
     waiting: dict[str, list[Window]] = {}
-    for rid, kind, opens_at, due_at in session.execute(_waiting(scope), {"now": now}):
-        window = Window(kind, opens_at.replace(tzinfo=UTC), due_at.replace(tzinfo=UTC))
+    for rid, *raw in session.execute(_waiting(scope), {"now": now}).all():
+        key = tuple(raw)
+        window = windows.get(key)
+        if window is None:
+            kind, opens_at, due_at = raw
+            window = windows[key] = Window(
+                kind, opens_at.replace(tzinfo=UTC), due_at.replace(tzinfo=UTC)
+            )
         waiting.setdefault(rid, []).append(window)
 
     hhmm = _local_hhmm(zone, midnight, now)
     green = tile_status(Facts(), now)
+    only_waiting: dict[tuple[Window, ...], Verdict] = {}
     tiles = []
-    for rid, name, building, unit, opened, closed, light, door, n, ok in _in_order(people):
-        if rid in alerts or rid in away or rid in offline or rid in waiting:
+    for rid, name, building, unit, opened, closed, light, n, ok in _in_order(people):
+        if rid in alerts or rid in away or rid in offline:
             facts = Facts(
                 tuple(alerts.get(rid, ())),
                 rid in away,
@@ -266,6 +284,11 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
                 tuple(waiting.get(rid, ())),
             )
             verdict = tile_status(facts, now)
+        elif rid in waiting:
+            these = tuple(waiting[rid])
+            verdict = only_waiting.get(these)  # type: ignore[assignment]
+            if verdict is None:
+                verdict = only_waiting[these] = tile_status(Facts(waiting=these), now)
         else:  # most residents, most of the day: nothing to weigh
             verdict = green
         shown = verdict.alert
@@ -286,7 +309,7 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
                 hhmm(opened) if opened else None,
                 hhmm(closed) if closed else None,
                 hhmm(light) if light else None,
-                hhmm(door) if door else None,
+                hhmm(door[rid]) if rid in door else None,
                 n or 0,
                 int(ok or 0),
             )
@@ -295,28 +318,25 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
 
 
 def _residents(scope: Scope) -> Any:
-    """Every active resident in scope with today's event times (from :midnight to :now)
-    and settlement counts (window date :today), joined in SQL so Python sees one row each."""
-    times = _event_times(scope).subquery()
+    """Every active resident in scope with today's marks (day :today) and settlement counts,
+    joined in SQL so Python sees one row each. Times as plain naive-UTC DateTimes: skipping
+    UTCDateTime's Python-level hook is most of the cost of 30,000 values, and _local_hhmm
+    knows they are UTC."""
     settled = _settled(scope).subquery()
+    marks = RES.outerjoin(
+        DM, and_(DM.c.resident_id == RES.c.id, DM.c.day == _param("today", DM.c.day))
+    )
     return (
         select(
             RES.c.id,
             RES.c.name,
             RES.c.building,
             RES.c.unit,
-            times.c.opened,
-            times.c.closed,
-            times.c.light,
-            times.c.door,
+            *(type_coerce(DM.c[c], DateTime()) for c in day_marks.COLUMNS),
             settled.c.n,
             settled.c.ok,
         )
-        .select_from(
-            RES.outerjoin(times, times.c.resident_id == RES.c.id).outerjoin(
-                settled, settled.c.resident_id == RES.c.id
-            )
-        )
+        .select_from(marks.outerjoin(settled, settled.c.resident_id == RES.c.id))
         .where(RES.c.active, scope.residents(RES.c.id))
     )
 
@@ -347,13 +367,16 @@ def _away(scope: Scope) -> Any:
     )
 
 
-def _offline(scope: Scope) -> Any:
-    """Devices offline at :now, by the same rule as the engine's device_offline alert:
-    reported offline, silent past `alive_until`, or never heard from since :stale."""
+def _devices(scope: Scope) -> Any:
+    """Devices offline at :now, by the same rule as the engine's device_offline alert
+    (reported offline, silent past `alive_until`, or never heard from since :stale), and
+    door devices that changed since :midnight: each door event changes its door's state,
+    so the last one's time is its state_at. Rows (resident, kind, offline?, state_at)."""
     now = _param("now", D.c.last_seen)
-    return select(D.c.resident_id, D.c.kind).where(
-        offline_rule(now, _param("stale", D.c.created_at)),
-        scope.residents(D.c.resident_id),
+    offline = offline_rule(now, _param("stale", D.c.created_at))
+    door_today = and_(D.c.kind == "door", D.c.state_at >= _param("midnight", D.c.state_at))
+    return select(D.c.resident_id, D.c.kind, offline, type_coerce(D.c.state_at, DateTime())).where(
+        or_(offline, door_today), scope.residents(D.c.resident_id)
     )
 
 
@@ -388,40 +411,10 @@ def _waiting(scope: Scope) -> Any:
     )
 
 
-def _event_times(scope: Scope) -> Any:
-    """Per resident, today's first curtain open, last curtain close, first light on and last
-    door event. As plain naive-UTC DateTimes: skipping UTCDateTime's Python-level hook is
-    most of the cost of 40,000 values, and _local_hhmm knows they are UTC."""
-
-    def when(agg: Any, name: str, kind: str, value: str | None) -> Any:
-        cond = E.c.kind == kind if value is None else and_(E.c.kind == kind, E.c.value == value)
-        return type_coerce(agg(case((cond, E.c.ts))), DateTime()).label(name)
-
-    return (
-        select(
-            E.c.resident_id,
-            when(func.min, "opened", "curtain", "open"),
-            when(func.max, "closed", "curtain", "closed"),
-            when(func.min, "light", "light", "on"),
-            when(func.max, "door", "door", None),
-        )
-        .where(
-            E.c.ts >= _param("midnight", E.c.ts),
-            E.c.ts <= _param("now", E.c.ts),
-            E.c.kind.in_(("curtain", "light", "door")),
-            scope.residents(E.c.resident_id),
-        )
-        .group_by(E.c.resident_id)
-    )
-
-
 def _settled(scope: Scope) -> Any:
-    """Per resident, the windows of today settled so far and how many were satisfied.
-
-    Sought through the (routine_id, due_at) key of the routines that have moved past today
-    (settling a window moves its routine to the next day's), from :midnight on: the cost
-    follows the routines, not the months of settlements behind them. Inactivity is not a
-    window that can pass, so it is not counted."""
+    """Per resident, the windows of today settled so far and how many were satisfied: the
+    day's stretch of the settlements key (window_date first), not the history behind it.
+    Inactivity is not a window that can pass, so it is not counted."""
     return (
         select(
             S.c.resident_id,
@@ -429,15 +422,9 @@ def _settled(scope: Scope) -> Any:
             func.sum(case((S.c.outcome == "satisfied", 1), else_=0)).label("ok"),
         )
         .where(
-            S.c.routine_id.in_(
-                select(R.c.id).where(
-                    R.c.kind.not_in(UNWINDOWED),
-                    R.c.window_date > _param("today", R.c.window_date),
-                    scope.residents(R.c.resident_id),
-                )
-            ),
-            S.c.due_at >= _param("midnight", S.c.due_at),
             S.c.window_date == _param("today", S.c.window_date),
+            S.c.kind.not_in(UNWINDOWED),
+            scope.residents(S.c.resident_id),
         )
         .group_by(S.c.resident_id)
     )

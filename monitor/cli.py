@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import signal
@@ -210,6 +211,10 @@ def _web_server(runtime: Runtime, settings: Settings) -> Any:
         port=settings.web_port,
         threads=settings.web_threads,
     )
+    # What is loaded by now lives as long as the process. Frozen, the cyclic GC stops
+    # walking it again in each full collection, which a 10,000-tile board's allocations
+    # set off (bench/board_render.py: a tenth of a page's time, and most of its spread).
+    gc.freeze()
     threading.Thread(target=server.run, name="curtainwatch-web", daemon=True).start()
     return server
 

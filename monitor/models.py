@@ -110,11 +110,13 @@ class Event(Base):
     card flipped."""
 
     __tablename__ = "events"
-    # By resident for timelines and routines; by time alone for "today" across everyone.
+    # By resident for timelines and routines (with kind and value, so a routine's "any
+    # matching event in the window?" reads only the index); by time alone for "today"
+    # across everyone.
     # A reading that carries its own time is the same reading however often QoS 1 delivers
     # it, to whichever instance: stored once (sensors.ingest).
     __table_args__ = (
-        Index("ix_events_resident_ts", "resident_id", "ts"),
+        Index("ix_events_resident_ts", "resident_id", "ts", "kind", "value"),
         Index("ix_events_ts", "ts"),
         Index(
             "uq_events_stamped",
@@ -136,6 +138,21 @@ class Event(Base):
     received_at: Mapped[datetime]
     # `ts` came from the payload (curtainwatch/<device>/event "ts"), not from our clock.
     stamped: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+
+class DayMark(Base):
+    """A resident's day at a glance, for the board: the first curtain open, last curtain close
+    and first light on (UTC) of each local day of the community's zone.
+    Written with the events themselves (sensors.ingest, monitor.day_marks), as earliest /
+    latest, so order and repeats do not matter: the board reads a row per resident instead
+    of the day's events."""
+
+    __tablename__ = "day_marks"
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    curtain_opened: Mapped[datetime | None]
+    curtain_closed: Mapped[datetime | None]
+    light_on: Mapped[datetime | None]
 
 
 class AwayPeriod(Base):

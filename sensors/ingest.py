@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Dialect,
@@ -48,6 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import day_marks
 from monitor.clock import Clock
 from monitor.db import upsert
 from monitor.engine import BATTERY_SILENCE, NewEvent
@@ -147,6 +149,7 @@ class Ingestor:
         self.registry_refresh = registry_refresh
         self.stats = IngestStats()
         self._registry: dict[str, _DeviceState] = {}
+        self._zone = ZoneInfo(day_marks.DEFAULT_ZONE)  # the community's, for day marks
         self._loaded_at = 0.0
         self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -161,6 +164,7 @@ class Ingestor:
     def reload_registry(self) -> None:
         with self.sessions() as session:
             self._registry = {r.id: _state_of(r) for r in session.execute(select(D))}
+            self._zone = day_marks.community_zone(session)
         self._loaded_at = time_mod.monotonic()
 
     def _lock_devices(self, session: Session, parsed: Sequence[_Parsed]) -> None:
@@ -377,6 +381,9 @@ class Ingestor:
                     for e, stamped in zip(batch.events, batch.stamped, strict=True)
                 ],
             )
+            marks = day_marks.marks_of(batch.events, self._zone)
+            if marks:
+                _MERGE_MARKS.execute(session, [tuple(m[c] for c in _MARK_COLUMNS) for m in marks])
         if batch.devices:
             moved = batch.moved
             _UPDATE_DEVICES.execute(
@@ -651,6 +658,19 @@ def _insert_events(dialect: Any) -> Insert:
 _INSERT_EVENTS = _ManyRows(
     {"sqlite": _insert_events(sqlite), "postgresql": _insert_events(postgresql)},
     _EVENT_COLUMNS,
+)
+_MARK_COLUMNS = ("resident_id", "day", *day_marks.COLUMNS)
+
+
+def _merge_marks(dialect: Any) -> Insert:
+    stmt: Any = dialect.insert(day_marks.M).values({c: bindparam(c) for c in _MARK_COLUMNS})
+    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=["resident_id", "day"], set_=day_marks.merge(stmt.excluded)
+    )
+
+
+_MERGE_MARKS = _ManyRows(
+    {"sqlite": _merge_marks(sqlite), "postgresql": _merge_marks(postgresql)}, _MARK_COLUMNS
 )
 _UPDATE_DEVICES = _ManyRows(
     update(D)
