@@ -10,6 +10,7 @@ import html
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
@@ -30,7 +31,7 @@ from werkzeug.test import TestResponse
 
 from alerts.lifecycle import claim
 from monitor.access import Scope
-from monitor.board import Facts, OpenAlert, Window, compute_board, tile_status
+from monitor.board import Facts, OpenAlert, Window, _local_hhmm, compute_board, tile_status
 from monitor.models import Alert, AwayPeriod
 from monitor.runtime import Runtime
 from monitor.windows import local_date
@@ -465,3 +466,33 @@ def test_board_in_a_browser_fits_360px_updates_live_and_warns_when_stale(db_url:
         assert "07:50:00" in page.inner_text("#board-notice")
         assert "stale" in (page.get_attribute("#board-live", "class") or "")
         assert overflow(page) == []
+
+
+def test_tile_times_are_local_in_any_zone_and_on_a_dst_day() -> None:
+    def hhmm(zone: str, day_start: datetime, day_end: datetime, *utc: datetime) -> list[str]:
+        fmt = _local_hhmm(ZoneInfo(zone), day_start, day_end)
+        return [fmt(ts.replace(tzinfo=None)) for ts in utc]
+
+    def at(*args: int) -> datetime:
+        return datetime(*args, tzinfo=UTC)
+
+    # A west-of-UTC zone: the UTC minute is behind midnight's.
+    assert hhmm(
+        "America/New_York",
+        at(2026, 11, 23, 5),
+        at(2026, 11, 23, 20),
+        at(2026, 11, 23, 12, 31),
+        at(2026, 11, 24, 3, 5),
+    ) == ["07:31", "22:05"]
+    # A quarter-hour offset (+05:45).
+    assert hhmm(
+        "Asia/Kathmandu", at(2026, 11, 22, 18, 15), at(2026, 11, 23, 10), at(2026, 11, 23, 1, 50)
+    ) == ["07:35"]
+    # Amsterdam springs forward at 02:00 local on 2026-03-29: each time by its own offset.
+    assert hhmm(
+        "Europe/Amsterdam",
+        at(2026, 3, 28, 23),
+        at(2026, 3, 29, 12),
+        at(2026, 3, 29, 0, 30),
+        at(2026, 3, 29, 6, 30),
+    ) == ["01:30", "08:30"]
