@@ -362,6 +362,7 @@ def measure(rt: Runtime, residents: int, warmup: int, rounds: int, profile: bool
 
     etag = get("/board/tiles")[0].headers["ETag"]
     # As `curtainwatch serve` does once the app is built (monitor.cli._web_server).
+    gc.collect()
     gc.freeze()
     before_ms, load_before = reference_ms(), os.getloadavg()[0]
     event.listen(rt.db, "before_cursor_execute", count)

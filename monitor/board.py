@@ -249,13 +249,15 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
     away = set(session.scalars(_away(scope), {"today": today}))
     offline: dict[str, list[str]] = {}
     door: dict[str, datetime] = {}
-    since = midnight.replace(tzinfo=None)
+    # Rows hold naive UTC; a reading may carry a time up to an hour ahead (a skewed sensor
+    # clock): the board shows nothing later than now, as the waiting windows do.
+    since, until = midnight.replace(tzinfo=None), now.astimezone(UTC).replace(tzinfo=None)
     for rid, kind, is_offline, changed in session.execute(
         _devices(scope), {"now": now, "stale": now - NEVER_SEEN_GRACE, "midnight": midnight}
     ):
         if is_offline:
             offline.setdefault(rid, []).append(kind)
-        if kind == "door" and changed is not None and changed >= since:
+        if kind == "door" and changed is not None and since <= changed <= until:
             door[rid] = max(changed, door.get(rid, changed))
     # Most waiting windows are shared (everyone's door window opens at 06:00): each distinct
     # window is built once, and each distinct set of them weighed once below.
@@ -306,9 +308,9 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
                 shown.claimed if shown else False,
                 shown.claimed_by if shown else None,
                 rid in offline,
-                hhmm(opened) if opened else None,
-                hhmm(closed) if closed else None,
-                hhmm(light) if light else None,
+                hhmm(opened) if opened and opened <= until else None,
+                hhmm(closed) if closed and closed <= until else None,
+                hhmm(light) if light and light <= until else None,
                 hhmm(door[rid]) if rid in door else None,
                 n or 0,
                 int(ok or 0),
@@ -370,11 +372,16 @@ def _away(scope: Scope) -> Any:
 def _devices(scope: Scope) -> Any:
     """Devices offline at :now, by the same rule as the engine's device_offline alert
     (reported offline, silent past `alive_until`, or never heard from since :stale), and
-    door devices that changed since :midnight: each door event changes its door's state,
-    so the last one's time is its state_at. Rows (resident, kind, offline?, state_at)."""
+    door devices that changed between :midnight and :now: each door event changes its
+    door's state, so the last one's time is its state_at (a door moved to another resident
+    today takes its time along). Rows (resident, kind, offline?, state_at)."""
     now = _param("now", D.c.last_seen)
     offline = offline_rule(now, _param("stale", D.c.created_at))
-    door_today = and_(D.c.kind == "door", D.c.state_at >= _param("midnight", D.c.state_at))
+    door_today = and_(
+        D.c.kind == "door",
+        D.c.state_at >= _param("midnight", D.c.state_at),
+        D.c.state_at <= _param("now", D.c.state_at),
+    )
     return select(D.c.resident_id, D.c.kind, offline, type_coerce(D.c.state_at, DateTime())).where(
         or_(offline, door_today), scope.residents(D.c.resident_id)
     )

@@ -213,7 +213,9 @@ def _web_server(runtime: Runtime, settings: Settings) -> Any:
     )
     # What is loaded by now lives as long as the process. Frozen, the cyclic GC stops
     # walking it again in each full collection, which a 10,000-tile board's allocations
-    # set off (bench/board_render.py: a tenth of a page's time, and most of its spread).
+    # set off (bench/board_render.py: ~10 ms of a 10,000-tile page).
+    # Collected first, so that startup's garbage is not kept for good.
+    gc.collect()
     gc.freeze()
     threading.Thread(target=server.run, name="curtainwatch-web", daemon=True).start()
     return server

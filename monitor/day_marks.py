@@ -4,8 +4,9 @@ A mark is, per resident and local day (the community's zone), the first curtain 
 last curtain close and the first light on. `marks_of` folds stored events into marks
 (pure); the ingestor writes them in the transaction that stores the events, merged with
 what is there as earliest / latest (`merge`), so a batch's order, a redelivery or a second
-instance cannot make a mark wrong. `rebuild` recomputes marks from the events table (for
-data written around the ingestor: benchmarks, a restore).
+instance cannot make a mark wrong. `rebuild` recomputes marks from the events table, in one
+transaction: after the community's zone changes (the importer), and for data written
+around the ingestor (the board benchmark).
 
 The last door event needs no mark: every door event changes its device's state, so the
 device's `state_at` already is it (and doors move far more often than curtains and

@@ -5,7 +5,7 @@ curtain opening, last closing, first light and alerts per local day) with the us
 opening time.
 
 Days are the resident's local dates: events are read for a UTC span in one query (index
-ix_events_resident_ts) and grouped by `ts.astimezone(zone).date()` in Python, so a DST day
+ix_events_resident_probe) and grouped by `ts.astimezone(zone).date()` in Python, so a DST day
 of 23 or 25 hours is one day and a 07:30 opening stays 07:30 on both sides of the change.
 A time of day is minutes after local midnight. Plain reads over a Session; no Flask."""
 

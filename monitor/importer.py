@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from monitor import day_marks
 from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
 from monitor.models import (
     AwayPeriod,
@@ -30,12 +31,17 @@ FILE_CONSENT = "community-file"
 def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dict[str, int]:
     """Upsert everything in `spec`; returns counts for the CLI to print."""
     community = session.get(Community, 1) or Community(id=1)
+    zone_changed = community.timezone is not None and community.timezone != spec.timezone
     community.timezone = spec.timezone
     community.escalation = [
         {"after_s": int(s.after.total_seconds()), "notify": s.notify} for s in spec.escalation
     ]
     community.imported_at = now
     session.add(community)
+    if zone_changed:
+        # Day marks follow the community's days: today's and yesterday's, by the new zone.
+        session.flush()
+        day_marks.rebuild(session, now - timedelta(days=1))
 
     in_file = {r.id for r in spec.residents}
     for resident in session.scalars(select(Resident).where(Resident.id.not_in(in_file))):
@@ -160,7 +166,8 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
         if device is None:
             device = Device(id=d.id, created_at=now)
         elif device.kind != d.kind:
-            device.state = None  # a value of the old kind means nothing for the new one
+            # A value of the old kind means nothing for the new one, nor does its time.
+            device.state, device.state_at = None, None
         device.resident_id, device.kind, device.light_threshold = spec.id, d.kind, d.light_threshold
         session.add(device)
 

@@ -116,7 +116,7 @@ class Event(Base):
     # A reading that carries its own time is the same reading however often QoS 1 delivers
     # it, to whichever instance: stored once (sensors.ingest).
     __table_args__ = (
-        Index("ix_events_resident_ts", "resident_id", "ts", "kind", "value"),
+        Index("ix_events_resident_probe", "resident_id", "ts", "kind", "value"),
         Index("ix_events_ts", "ts"),
         Index(
             "uq_events_stamped",

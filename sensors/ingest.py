@@ -1,7 +1,7 @@
 """The ingestor: payloads in, stored changes out. Keeps an in-memory copy of the device
 registry so a reading that changes nothing costs no query; writes each batch of messages in
-one transaction (events, device state, dead letters, unknown devices), then lets the engine
-react to the new events inside that same transaction.
+one transaction (events, the day marks they move, device state, dead letters, unknown
+devices), then lets the engine react to the new events inside that same transaction.
 
 A batch that fails to commit is not acknowledged: the registry is reloaded from the database
 and the batch is tried again, so a database hiccup loses nothing.
@@ -31,7 +31,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Dialect,
@@ -149,7 +148,6 @@ class Ingestor:
         self.registry_refresh = registry_refresh
         self.stats = IngestStats()
         self._registry: dict[str, _DeviceState] = {}
-        self._zone = ZoneInfo(day_marks.DEFAULT_ZONE)  # the community's, for day marks
         self._loaded_at = 0.0
         self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -164,7 +162,6 @@ class Ingestor:
     def reload_registry(self) -> None:
         with self.sessions() as session:
             self._registry = {r.id: _state_of(r) for r in session.execute(select(D))}
-            self._zone = day_marks.community_zone(session)
         self._loaded_at = time_mod.monotonic()
 
     def _lock_devices(self, session: Session, parsed: Sequence[_Parsed]) -> None:
@@ -381,8 +378,12 @@ class Ingestor:
                     for e, stamped in zip(batch.events, batch.stamped, strict=True)
                 ],
             )
-            marks = day_marks.marks_of(batch.events, self._zone)
-            if marks:
+            if any((e.kind, e.value) in day_marks.FEEDS for e in batch.events):
+                # The zone read here, not cached: an import may change it at any time.
+                marks = day_marks.marks_of(batch.events, day_marks.community_zone(session))
+                # In key order, as the device locks: two instances' batches that touch the
+                # same residents' marks take their row locks in the same order (PostgreSQL).
+                marks.sort(key=lambda m: (m["resident_id"], m["day"]))
                 _MERGE_MARKS.execute(session, [tuple(m[c] for c in _MARK_COLUMNS) for m in marks])
         if batch.devices:
             moved = batch.moved

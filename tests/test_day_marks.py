@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
-from support.web import SHANGHAI, feed, local, web_runtime
+from support.web import COMMUNITY, SHANGHAI, feed, local, web_runtime
 
 from monitor import day_marks
 from monitor.access import Scope
@@ -187,3 +187,30 @@ def test_the_migration_fills_marks_for_events_already_stored(db_url: str) -> Non
     assert min(r.curtain_opened for r in got if r.curtain_opened) == recent - timedelta(minutes=10)
     assert min(r.light_on for r in got if r.light_on) == first
     assert all(r.curtain_closed is None for r in got)
+
+
+def test_a_reading_stamped_ahead_of_now_is_not_shown_until_its_time(db_url: str) -> None:
+    rt = web_runtime(db_url, start="07:00")
+    stamped(rt, "curtain-301", "curtain", "open", "07:10", arrives="07:00")  # 10 min ahead
+    stamped(rt, "door-301", "door", "open", "07:20", arrives="07:00")
+    [tile] = [t for t in board(rt).tiles if t.resident_id == "r-301"]
+    assert (tile.curtain_opened, tile.door) == (None, None)
+    rt.clock.set(local(DAY, "07:30"))
+    [tile] = [t for t in board(rt).tiles if t.resident_id == "r-301"]
+    assert (tile.curtain_opened, tile.door) == ("07:10", "07:20")
+
+
+def test_a_new_community_time_zone_redraws_the_marks_by_its_days(db_url: str) -> None:
+    rt = web_runtime(db_url, start="05:30")
+    # 06:40 in Shanghai is 23:40 the day before in Amsterdam (UTC+1 in November).
+    feed(rt, "zigbee2mqtt/light-301", {"state": "ON"}, "06:40")
+    feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "08:10")
+    assert set(marks(rt)) == {("r-301", DAY)}
+    assert "timezone: Asia/Shanghai" in COMMUNITY
+    rt.import_community(COMMUNITY.replace("timezone: Asia/Shanghai", "timezone: Europe/Amsterdam"))
+    with rt.sessions() as s:
+        rows = {(m.resident_id, m.day.isoformat()): m for m in s.scalars(select(DayMark))}
+    assert set(rows) == {("r-301", "2026-11-22"), ("r-301", DAY)}
+    assert rows[("r-301", "2026-11-22")].light_on == t("06:40")
+    assert rows[("r-301", DAY)].curtain_opened == t("08:10")
+    assert rows[("r-301", DAY)].light_on is None

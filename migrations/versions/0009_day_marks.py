@@ -4,8 +4,11 @@ The board showed today's first curtain open, last close, first light on and last
 event by grouping the day's events for every resident on every request (a third of its
 time at 10,000 residents, growing through the day). The ingestor now keeps the first three
 per resident and local day in `day_marks` as it stores the events (monitor.day_marks);
-the last door event is its device's state_at. The marks of the last two days are filled
+the last door event is its device's state_at. The marks of yesterday and today are filled
 here from the events already stored, in the community's zone (the board's "today").
+Instances still running the previous version during a rolling upgrade store events
+without marks: their curtain and light times are missing from the board until the next
+day (stop them all, then upgrade, to avoid it).
 
 Revision ID: 0009
 Revises: 0008
@@ -14,7 +17,7 @@ Create Date: 2026-11-23 16:50:00.000000
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -61,7 +64,8 @@ def _backfill(marks: sa.Table) -> None:
         sa.column("value", sa.String()),
         sa.column("ts", UTCDateTime()),
     )
-    since = datetime.now(UTC) - timedelta(days=2)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).astimezone(zone).date()
+    since = datetime.combine(yesterday, time(0), tzinfo=zone)
     rows: dict[tuple[str, object], dict[str, object]] = {}
     for resident_id, kind, value, ts in bind.execute(
         sa.select(events.c.resident_id, events.c.kind, events.c.value, events.c.ts).where(
