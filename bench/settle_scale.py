@@ -482,7 +482,7 @@ def measure(url: str, profile: bool) -> tuple[bool, float]:
         event.listen(rt.db, "before_cursor_execute", before)
         event.listen(rt.db, "after_cursor_execute", after)
         prof = cProfile.Profile() if profile else None
-        load = os.getloadavg()[0]
+        loadavg = os.getloadavg()[0]
         t, cpu = time.perf_counter(), time.process_time()
         if prof:
             prof.enable()
@@ -530,7 +530,7 @@ def measure(url: str, profile: bool) -> tuple[bool, float]:
         sqlite = rt.db.dialect.name == "sqlite"
         print(
             f"tick at {now.astimezone(TZ):%Y-%m-%d %H:%M %Z} on {rt.db.dialect.name}; "
-            f"load average {load:.1f} on {os.cpu_count()} CPUs"
+            f"load average {loadavg:.1f} on {os.cpu_count()} CPUs"
         )
         print(
             f"bare query:  {bare_s:7.3f}s  finds {len(missed_bare)} missed windows "

@@ -54,6 +54,7 @@ from monitor.models import (
     Settlement,
     table,
 )
+from monitor.windows import local_instant
 
 RES = table(Resident)
 DM = day_marks.M
@@ -239,7 +240,7 @@ def compute_board(session: Session, scope: Scope, now: datetime, zone: ZoneInfo)
     waiting. Only the first returns
     a row per resident; the others return rows only for residents with something to say."""
     today = now.astimezone(zone).date()
-    midnight = datetime.combine(today, time(0), tzinfo=zone).astimezone(UTC)
+    midnight = local_instant(today, time(0), zone)
     people = session.execute(_residents(scope), {"today": today}).all()
     alerts: dict[str, list[OpenAlert]] = {}
     for rid, kind, status, routine_kind, claimer, claimed_by in session.execute(_alerts(scope)):

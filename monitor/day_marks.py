@@ -16,7 +16,7 @@ lights, so a mark would cost the ingestor a write for most of its events).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime, time
 from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -24,6 +24,7 @@ from sqlalchemy import Connection, case, delete, insert, select
 from sqlalchemy.orm import Session
 
 from monitor.models import Community, DayMark, Event, table
+from monitor.windows import local_instant
 
 E = table(Event)
 M = table(DayMark)
@@ -101,7 +102,7 @@ def rebuild(session: Session | Connection, since: datetime) -> int:
     the number of rows written."""
     zone = community_zone(session)
     first_day = since.astimezone(zone).date()
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone).astimezone(UTC)
+    start = local_instant(first_day, time(0), zone)
     session.execute(delete(M).where(M.c.day >= first_day))
     rows = marks_of(
         (

@@ -97,11 +97,6 @@ class Page(Generic[T]):
 # -- reading ---------------------------------------------------------------------------
 
 
-# One rule for "offline" and "low battery" everywhere (engine, health, metrics, this page).
-offline_clause = device_offline
-low_battery_clause = device_low_battery
-
-
 @dataclass(frozen=True)
 class DeviceRow:
     now: datetime  # when the page was read: what "offline" is measured against
@@ -158,7 +153,7 @@ def problem_devices(session: Session, scope: Scope, now: datetime) -> list[Devic
     """Devices offline or low on battery, with their resident; the longest silent first."""
     stmt = (
         _device_select()
-        .where(scope.residents(Device.resident_id), or_(offline_clause(now), low_battery_clause()))
+        .where(scope.residents(Device.resident_id), or_(device_offline(now), device_low_battery()))
         .order_by(Device.last_seen.is_not(None), Device.last_seen, Device.id)
     )
     return _rows(session.execute(stmt), now)
@@ -196,11 +191,11 @@ def list_devices(
     if building:
         conditions.append(Resident.building == building)
     if status == "offline":
-        conditions.append(offline_clause(now))
+        conditions.append(device_offline(now))
     elif status == "low_battery":
-        conditions.append(low_battery_clause())
+        conditions.append(device_low_battery())
     elif status == "ok":
-        conditions.append(~or_(offline_clause(now), low_battery_clause()))
+        conditions.append(~or_(device_offline(now), device_low_battery()))
     base = _device_select().where(*conditions)
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     page = max(1, page)
@@ -300,8 +295,8 @@ def summary(session: Session, scope: Scope, now: datetime) -> Summary:
     in_scope = scope.residents(Device.resident_id)
     offline, low, devices = session.execute(
         select(
-            func.count().filter(offline_clause(now)),
-            func.count().filter(low_battery_clause()),
+            func.count().filter(device_offline(now)),
+            func.count().filter(device_low_battery()),
             func.count(),
         )
         .select_from(Device)

@@ -40,8 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Fixtures of tests that belong to one pass of `make test`: several instances need
-# PostgreSQL (SQLite serves one); the demo always runs on its own SQLite file.
-ONLY_IN_PASS = {"failover_db": "postgresql", "pg_url": "postgresql", "demo": "sqlite"}
+# PostgreSQL (SQLite serves one), as does a test asking for the cluster itself; the demo
+# always runs on its own SQLite file.
+ONLY_IN_PASS = {"pg_db_url": "postgresql", "postgres": "postgresql", "demo": "sqlite"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -155,6 +156,13 @@ def new_db_url(
     yield new
     for database in made:
         cluster.drop_database(database)
+
+
+@pytest.fixture
+def pg_db_url(new_db_url: NewDbUrl) -> str:
+    """A fresh PostgreSQL database, for tests that only PostgreSQL can serve (several
+    ingesting instances): they run in the suite's PostgreSQL pass (ONLY_IN_PASS)."""
+    return new_db_url("several")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from support.mqtt import find_mosquitto, free_port, wait_for
+from support.postgres import PostgresCluster
 from support.requirements import require
 
 from monitor.config import settable
@@ -240,7 +241,7 @@ def test_container_command_is_the_documented_one() -> None:
 
 
 @pytest.mark.broker
-def test_deploy_stack(deployed_broker: int, postgres: Any, tmp_path: Path) -> None:
+def test_deploy_stack(deployed_broker: int, postgres: PostgresCluster, tmp_path: Path) -> None:
     """The curtainwatch container's command, with the compose file's environment (hosts
     and ports moved to this machine), against PostgreSQL and the broker as compose starts
     it: migrations run, the service comes up healthy, and a zigbee2mqtt reading sent with

@@ -14,7 +14,6 @@ import re
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -136,33 +135,24 @@ def ingest_counter(env: dict[str, str], name: str) -> int:
     return int(float(found.group(1)))
 
 
-@pytest.fixture
-def failover_db(db_backend: str, new_db_url: Callable[..., str]) -> str:
-    """A fresh PostgreSQL database. Several instances need PostgreSQL (SQLite serves one),
-    so the failover runs in the suite's PostgreSQL pass (`make test` has both)."""
-    if db_backend != "postgresql":
-        pytest.skip("several instances need PostgreSQL: CURTAINWATCH_TEST_DB=postgresql")
-    return new_db_url("failover")
-
-
 @pytest.mark.slow
 @pytest.mark.broker
 def test_an_instance_killed_midway_loses_and_repeats_nothing(
-    start_broker: StartBroker, failover_db: str, tmp_path: Path
+    start_broker: StartBroker, pg_db_url: str, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     marks: dict[str, float] = {}
     broker = start_broker(persistence=True)
     proxy = HoldingProxy(broker.host, broker.port)  # between instance A and the broker
-    db = create_engine(failover_db)
+    db = create_engine(pg_db_url)
     env: dict[str, Any] = {
         "mqtt_protocol": "5",
         "mqtt_share_group": "curtainwatch",
         "secret_key": "failover-test",
         **INTERVALS,
     }
-    env_a = serve_env(failover_db, proxy.host, proxy.port, "cw-failover-a", **env)
-    env_b = serve_env(failover_db, broker.host, broker.port, "cw-failover-b", **env)
+    env_a = serve_env(pg_db_url, proxy.host, proxy.port, "cw-failover-a", **env)
+    env_b = serve_env(pg_db_url, broker.host, broker.port, "cw-failover-b", **env)
     a, b = Instance("a", env_a, tmp_path), Instance("b", env_b, tmp_path)
     file = tmp_path / "community.yaml"
     now = datetime.now(UTC)

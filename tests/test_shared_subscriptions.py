@@ -6,12 +6,11 @@
   time is decided against the database, so it is stored once even when both see it.
 - Over Mosquitto (MQTT 5 shared subscription) and PostgreSQL: two instances each take part
   of the stream, and together store all of it once, publisher duplicates included.
-The PostgreSQL-only tests run in the suite's PostgreSQL pass and skip in the SQLite one."""
+The PostgreSQL-only tests run in the suite's PostgreSQL pass (deselected in the SQLite one)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -57,15 +56,6 @@ def state(rt: Runtime, device: str) -> str | None:
         return s.get_one(Device, device).state
 
 
-@pytest.fixture
-def pg_url(db_backend: str, new_db_url: Callable[..., str]) -> str:
-    """A fresh PostgreSQL database. Several ingesting instances need PostgreSQL (SQLite
-    serves one), so these tests run in the suite's PostgreSQL pass (`make test` has both)."""
-    if db_backend != "postgresql":
-        pytest.skip("several instances need PostgreSQL: CURTAINWATCH_TEST_DB=postgresql")
-    return new_db_url("shared")
-
-
 # -- one ingestor, any backend ---------------------------------------------------------------
 
 
@@ -109,13 +99,13 @@ def test_stamped_readings_in_any_order_are_all_stored_and_the_state_is_the_newes
 # -- two ingestors, one PostgreSQL database --------------------------------------------------
 
 
-def test_two_ingestors_decide_a_change_once_against_the_database(pg_url: str) -> None:
+def test_two_ingestors_decide_a_change_once_against_the_database(pg_db_url: str) -> None:
     """Both have the door as closed in memory; the first stores "open", the second, seeing
     the same change (a repeated z2m state), finds it already made in the database."""
     clock = SimulatedClock(START)
-    a = Runtime(Settings(database_url=pg_url), clock)
+    a = Runtime(Settings(database_url=pg_db_url), clock)
     a.import_community(community())
-    b = Runtime(Settings(database_url=pg_url), clock, migrate=False)
+    b = Runtime(Settings(database_url=pg_db_url), clock, migrate=False)
     for rt in (a, b):
         rt.ingestor.process([Message("zigbee2mqtt/door-0", b'{"contact": true}', START)])
     assert a.ingestor.stats.events + b.ingestor.stats.events == 1  # closed, once
@@ -135,7 +125,7 @@ CURTAINS, READINGS, DOORS = 20, 50, 60
 
 @pytest.mark.broker
 def test_two_instances_share_the_stream_and_store_it_once(
-    start_broker: StartBroker, pg_url: str
+    start_broker: StartBroker, pg_db_url: str
 ) -> None:
     """MQTT 5 shared subscription over one Mosquitto: each instance takes part of the
     stream (round robin), every message published twice in a row (a publisher's retry lands
@@ -145,7 +135,7 @@ def test_two_instances_share_the_stream_and_store_it_once(
     instances = []
     for name in ("a", "b"):
         settings = Settings(
-            database_url=pg_url,
+            database_url=pg_db_url,
             mqtt_host=broker.host,
             mqtt_port=broker.port,
             mqtt_client_id=f"cw-share-{name}",

@@ -14,12 +14,11 @@ from flask import Flask, current_app, g, request, session
 from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
 
 from alerts.tokens import LINK_MAX_AGE
+from monitor import day_marks
 from monitor.appsettings import secret_key
 from monitor.clock import SystemClock
-from monitor.models import Community
 from monitor.runtime import Runtime
 from web.extensions import babel, csrf, limiter, login_manager
 
@@ -122,8 +121,7 @@ def community_zone() -> ZoneInfo:
     """The community's time zone (from its file), cached per request."""
     if "community_zone" not in g:
         with get_runtime().sessions() as s:
-            name = s.scalar(select(Community.timezone).limit(1))
-        g.community_zone = ZoneInfo(name or "Asia/Shanghai")
+            g.community_zone = day_marks.community_zone(s)
     zone: ZoneInfo = g.community_zone
     return zone
 
