@@ -190,34 +190,29 @@ class Ingestor:
     def _find_stored(
         self, session: Session, parsed: Sequence[tuple[Message, _Parsed]]
     ) -> set[_Key]:
-        """The batch's timestamped readings that are already stored (QoS 1 redeliveries,
-        or a publisher's retry): one query, only for batches that carry such readings."""
-        wanted: set[_Key] = set()
-        for m, readings in parsed:
-            if not isinstance(readings, list):
-                continue
-            for r in readings:
-                if r.ts is None or r.kind != "event":
-                    continue
-                device = self._registry.get(r.device_id)
-                if device is None:
-                    continue
-                if not _near(r.ts, m.received_at):
-                    continue  # a dead letter, found again when the batch is read
-                try:
-                    value = interpret(device.kind, r, device.light_threshold)
-                except PayloadError:
-                    continue  # a dead letter, found again when the batch is read
-                if value is not None:
-                    wanted.add((r.device_id, r.ts.astimezone(UTC), device.kind, value))
+        """The stored events of the batch's timestamped readings' (device, time) pairs: QoS 1
+        redeliveries, or a publisher's retry. One query, only for batches that carry such
+        readings; `_apply` matches each reading's full key against them."""
+        wanted = {
+            (r.device_id, r.ts.astimezone(UTC))
+            for m, readings in parsed
+            if isinstance(readings, list)
+            for r in readings
+            # Registered devices only (no stray id, NUL and all, goes to the database), and
+            # plausible times (others are dead letters, and may not even convert to UTC).
+            if r.ts is not None
+            and r.kind == "event"
+            and r.device_id in self._registry
+            and _near(r.ts, m.received_at)
+        }
         if not wanted:
             return set()
         rows = session.execute(
             select(E.c.device_id, E.c.ts, E.c.kind, E.c.value).where(
-                E.c.stamped, tuple_(E.c.device_id, E.c.ts).in_({(k[0], k[1]) for k in wanted})
+                E.c.stamped, tuple_(E.c.device_id, E.c.ts).in_(wanted)
             )
         )
-        return {(d, ts, k, v) for d, ts, k, v in rows} & wanted
+        return {(d, ts, k, v) for d, ts, k, v in rows}
 
     # -- synchronous path (replay, tests, the writer thread) -----------------------------
 
