@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.duty import on_duty, quiet_until
 from monitor.clock import Clock
 from monitor.db import upsert, won
+from monitor.messages import N_, Message, dump, english, instant
 from monitor.models import Alert, Community, Delivery, Person, Resident, Silence, table
 
 DEFAULT_LADDER = [
@@ -124,18 +125,21 @@ class Escalator:
 
     def _group(self, session: Session, alerts: list[Alert], ctx: _Context) -> None:
         """Many windows missed in one tick: one system alert to staff instead of many pages."""
-        when = ctx.now.strftime("%H:%M UTC")
+        detail: Message = (
+            N_(
+                "%(n)s routines missed at once at %(when_at)s: more likely a broker, network "
+                "or power problem than %(n)s emergencies. Check the dashboard."
+            ),
+            {"n": len(alerts), "when_at": instant(ctx.now)},
+        )
         system = Alert(
             resident_id=None,
             kind="system",
             cause=f"burst:{ctx.now.isoformat()}",
             severity="critical",
             status="open",
-            detail=(
-                f"{len(alerts)} routines missed at once at {when}: more likely a broker, "
-                f"network or power problem than {len(alerts)} emergencies. Check the "
-                "dashboard."
-            ),
+            detail=english(detail),
+            detail_message=dump(detail),
             raised_at=ctx.now,
             last_raised_at=ctx.now,
             repeats=0,
@@ -146,7 +150,8 @@ class Escalator:
         session.flush()
         for a in alerts:
             if _move(session, a, 0, GROUPED, None):
-                a.detail = f"grouped into system alert #{system.id}"
+                grouped: Message = (N_("grouped into system alert #%(id)s"), {"id": system.id})
+                a.detail, a.detail_message = english(grouped), dump(grouped)
         _queue(session, system, 0, _recipients("staff", system, None, ctx), ctx.now, None)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.sql import Select
 
 from monitor.db import dialect_insert_for, won
 from monitor.engine import Finding, routine_cause
+from monitor.messages import dump, english
 from monitor.models import Alert, table
 
 AL = table(Alert)
@@ -150,6 +151,7 @@ class AlertBook:
                 "last_raised_at": stmt.excluded.last_raised_at,
                 "due_at": stmt.excluded.due_at,
                 "detail": stmt.excluded.detail,
+                "detail_message": stmt.excluded.detail_message,
             },
         )
 
@@ -164,7 +166,8 @@ class AlertBook:
                 "cause": f.cause,
                 "severity": SEVERITY[f.kind],
                 "status": "open",
-                "detail": f.detail,
+                "detail": english(f.detail) if f.detail else "",
+                "detail_message": dump(f.detail) if f.detail else None,
                 "due_at": f.due,
                 "raised_at": f.at,
                 "last_raised_at": f.at,
@@ -196,10 +199,18 @@ class AlertBook:
                 outcome=bindparam("o"),
                 resolved_by=SYSTEM_ACTOR,
                 note=bindparam("note"),
+                note_message=bindparam("said"),
                 next_escalation_at=None,
             ),
             [
-                {"rid": f.resident_id, "c": f.cause, "at": f.at, "o": f.outcome, "note": f.detail}
+                {
+                    "rid": f.resident_id,
+                    "c": f.cause,
+                    "at": f.at,
+                    "o": f.outcome,
+                    "note": english(f.detail) if f.detail else "",
+                    "said": dump(f.detail) if f.detail else None,
+                }
                 for f in findings
             ],
         )

@@ -1,11 +1,14 @@
 """What a notification says: short, in the reader's language (zh-CN or en), who, where,
-what and since when, with a link. Pure functions."""
+what and since when, with a link. Functions of their arguments only (the catalogue they
+read through `translator` is loaded once and never changes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
+
+from monitor.messages import Local, Message, say, translator
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,8 @@ class AlertFacts:
     due: datetime | None
     raised: datetime
     device_id: str | None
-    detail: str
+    detail: str  # English
+    detail_message: Message | None = None  # the same, to say in the reader's language
 
 
 WHAT = {
@@ -61,13 +65,26 @@ def render(facts: AlertFacts, language: str, link: str | None) -> tuple[str, str
     )
     what = WHAT[lang].get(key, key)
     where = f"{facts.building}-{facts.unit}" if facts.unit else facts.building
-    when = (facts.due or facts.raised).astimezone(ZoneInfo(facts.timezone)).strftime("%m-%d %H:%M")
-    title = (
-        f"{what}: {facts.detail}"
-        if facts.kind == "system"
-        else f"{facts.resident_name} ({where}): {what}"
-    )
+    zone = ZoneInfo(facts.timezone)
+
+    def local(moment: datetime) -> str:
+        return moment.astimezone(zone).strftime("%m-%d %H:%M")
+
+    when = local(facts.due or facts.raised)
+    if facts.kind == "system":
+        title = f"{what}: {_detail(facts, lang, local)}"
+    else:
+        title = f"{facts.resident_name} ({where}): {what}"
     body = f"{title}, {SINCE[lang]} {when}."
     if facts.device_id:
         body += f" [{facts.device_id}]"
     return title, f"{body}\n{OPEN[lang]}: {link}" if link else body
+
+
+def _detail(facts: AlertFacts, language: str, local: Local) -> str:
+    if facts.detail_message is None:
+        return facts.detail
+    try:
+        return say(translator(language), facts.detail_message, local)
+    except (KeyError, ValueError, TypeError):
+        return facts.detail

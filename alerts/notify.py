@@ -32,7 +32,9 @@ from alerts.family import opt_out_token
 from alerts.messages import AlertFacts, render
 from alerts.tokens import make_link_token
 from monitor.clock import Clock
+from monitor.day_marks import community_zone
 from monitor.db import won
+from monitor.messages import load
 from monitor.models import Alert, Delivery, Person, Resident, Routine, table
 
 log = logging.getLogger(__name__)
@@ -202,10 +204,12 @@ def _facts(session: Session, alert: Alert) -> AlertFacts:
         resident_name=resident.name if resident else "-",
         building=resident.building if resident else "-",
         unit=resident.unit if resident else "",
-        timezone=resident.timezone if resident else "UTC",
+        # A system alert has no resident: its times are the community's.
+        timezone=resident.timezone if resident else community_zone(session).key,
         routine_kind=routine.kind if routine else None,
         due=alert.due_at,
         raised=alert.raised_at,
         device_id=alert.device_id,
         detail=alert.detail,
+        detail_message=load(alert.detail_message),
     )

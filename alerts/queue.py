@@ -24,6 +24,7 @@ from alerts import lifecycle
 from alerts.lifecycle import CLAIM_TIMEOUT, SYSTEM_ACTOR
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from monitor.access import Scope
+from monitor.messages import Message, load
 from monitor.models import (
     OPEN_STATUSES,
     Alert,
@@ -123,7 +124,8 @@ class AlertLine:
     kind: str
     routine_kind: str | None
     device_id: str | None
-    detail: str
+    detail: str  # English
+    detail_message: Message | None  # the same, for a page to translate (monitor.messages)
     severity: str
     status: str
     due_at: datetime | None
@@ -138,7 +140,8 @@ class AlertLine:
     resolved_by: str | None
     resolved_by_name: str | None
     outcome: str | None
-    note: str | None
+    note: str | None  # the resolver's note; English if the engine resolved it
+    note_message: Message | None  # the engine's note, to translate
     delivery_problem: str | None
     deliveries: tuple[DeliveryLine, ...] = ()
     notes: tuple[NoteLine, ...] = ()
@@ -358,6 +361,7 @@ def _complete(session: Session, rows: Sequence[Any], details: bool = True) -> li
             routine_kind=r.routine_kind,
             device_id=r.device_id,
             detail=r.detail or "",
+            detail_message=load(r.detail_message),
             severity=r.severity,
             status=r.status,
             due_at=r.due_at,
@@ -373,6 +377,7 @@ def _complete(session: Session, rows: Sequence[Any], details: bool = True) -> li
             resolved_by_name=names.get(r.resolved_by) if r.resolved_by else None,
             outcome=r.outcome,
             note=r.note,
+            note_message=load(r.note_message),
             delivery_problem=r.delivery_problem,
             deliveries=tuple(deliveries[r.id]),
             notes=tuple(

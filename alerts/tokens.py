@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from alerts.lifecycle import CLAIM_TIMEOUT, claim, resolve
 from alerts.messages import WHAT
+from monitor.messages import Message, load
 from monitor.models import Alert, Person, Resident, Routine
 
 LINK_MAX_AGE = timedelta(hours=24)
@@ -127,7 +128,8 @@ class AlertView:
     unit: str
     timezone: str
     what: str
-    detail: str
+    detail: str  # English
+    detail_message: Message | None  # the same, to translate (monitor.messages)
     since: datetime
     status: str  # open | claimed | resolved
     claimed_by: str | None
@@ -137,6 +139,7 @@ class AlertView:
     resolved_at: datetime | None
     outcome: str | None
     note: str | None
+    note_message: Message | None  # the engine's note, to translate
 
     @property
     def mine(self) -> bool:
@@ -239,6 +242,7 @@ def _view(session: Session, person: Person, alert: Alert) -> AlertView:
         timezone=resident.timezone if resident else "UTC",
         what=WHAT[lang].get(key, key),
         detail=alert.detail or "",
+        detail_message=load(alert.detail_message),
         since=alert.due_at or alert.raised_at,
         status=alert.status,
         claimed_by=alert.claimed_by,
@@ -248,4 +252,5 @@ def _view(session: Session, person: Person, alert: Alert) -> AlertView:
         resolved_at=alert.resolved_at,
         outcome=alert.outcome,
         note=alert.note,
+        note_message=load(alert.note_message),
     )

@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from monitor.messages import N_, VERBATIM, Problem, english
+
 DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
 WINDOW_KINDS = ("curtain_open", "curtain_close", "light_on", "door", "activity")
 ROUTINE_KINDS = (*WINDOW_KINDS, "inactivity", "help")
@@ -40,7 +42,7 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 class CommunityError(ValueError):
     """The file was rejected; `problems` lists every problem found."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("community file rejected:\n  " + "\n  ".join(problems))
 
@@ -142,16 +144,25 @@ _Loader.yaml_implicit_resolvers = {
 def load_community(text: str) -> CommunitySpec:
     """Parse YAML text into a CommunitySpec, or raise CommunityError naming every problem."""
     if not text.strip():
-        raise CommunityError(["the file is empty"])
+        raise CommunityError([Problem(None, (N_("the file is empty"), {}))])
     try:
         raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        where = (
+            (
+                N_("line %(line)s, column %(column)s"),
+                {"line": mark.line + 1, "column": mark.column + 1},
+            )
+            if mark
+            else None
+        )
         problem = getattr(exc, "problem", None) or str(exc)
         if "\\t" in problem or "\t" in problem:
-            problem += "; indent with spaces, not tabs"
-        raise CommunityError([f"{where}not valid YAML ({problem})"]) from None
+            what = N_("not valid YAML (%(problem)s; indent with spaces, not tabs)")
+        else:
+            what = N_("not valid YAML (%(problem)s)")
+        raise CommunityError([Problem(where, (what, {"problem": problem}))]) from None
     return check_community(raw)
 
 
@@ -161,40 +172,65 @@ def check_community(raw: Any) -> CommunitySpec:
     v = _Validator()
     spec = v.community(raw)
     if v.problems or spec is None:
-        raise CommunityError(v.problems or ["the file is empty"])
+        raise CommunityError(v.problems or [Problem(None, (N_("the file is empty"), {}))])
     return spec
 
 
+class Unparsable(ValueError):
+    """A value that is not what it should be; `what` says so as a Message, its English
+    text is the exception's."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.what = (msgid, params)
+        super().__init__(english(self.what))
+
+
 def parse_time(value: Any) -> time:
-    """'07:30' -> time(7, 30). Raises ValueError with a message fit for a person."""
+    """'07:30' -> time(7, 30). Raises Unparsable with a message fit for a person."""
     if isinstance(value, int) and not isinstance(value, bool) and 60 <= value < 24 * 60:
         # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
         hint = f"{value // 60:02d}:{value % 60:02d}"
-        raise ValueError(f'{value} is not a time; write times in quotes, like "{hint}"')
+        raise Unparsable(
+            N_('%(value)s is not a time; write times in quotes, like "%(hint)s"'),
+            value=value,
+            hint=hint,
+        )
     if not isinstance(value, str):
-        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM", in quotes)')
+        raise Unparsable(
+            N_('%(value)s is not a time (expected "HH:MM", in quotes)'), value=_show(value)
+        )
     m = _TIME.match(value.strip())
     if not m:
-        raise ValueError(f'{_show(value)} is not a time (expected "HH:MM", 00:00 to 23:59)')
+        raise Unparsable(
+            N_('%(value)s is not a time (expected "HH:MM", 00:00 to 23:59)'), value=_show(value)
+        )
     return time(int(m.group(1)), int(m.group(2)))
 
 
 def parse_duration(value: Any) -> timedelta:
-    """'15m', '1h30m', '90s' or a number of minutes -> timedelta (at most a week)."""
-    bad = f'{_show(value)} is not a duration (expected like "15m" or "1h")'
+    """'15m', '1h30m', '90s' or a number of minutes -> timedelta (at most a week). Raises
+    Unparsable with a message fit for a person."""
+    bad = Unparsable(
+        N_('%(value)s is not a duration (expected like "15m" or "1h")'), value=_show(value)
+    )
+    too_long = Unparsable(N_("%(value)s is longer than a week"), value=_show(value))
     if isinstance(value, bool):
-        raise ValueError(bad)
+        raise bad
     if isinstance(value, int) and value >= 0:
         minutes = value
         if minutes > MAX_DURATION_MIN:
-            raise ValueError(f"{_show(value)} is longer than a week")
+            raise too_long
         return timedelta(minutes=minutes)
     m = _DURATION.match(value.strip()) if isinstance(value, str) else None
     if not m or not any(m.groups()):
-        raise ValueError(bad)
-    h, mi, s = (int(g) if g else 0 for g in m.groups())
-    if h * 60 + mi + s / 60 > MAX_DURATION_MIN:
-        raise ValueError(f"{_show(value)} is longer than a week")
+        raise bad
+    try:
+        h, mi, s = (int(g) if g else 0 for g in m.groups())
+    except ValueError:  # more digits than Python turns into an int
+        raise too_long from None
+    # Whole seconds: a float of a 400-digit number overflows.
+    if h * 3600 + mi * 60 + s > MAX_DURATION_MIN * 60:
+        raise too_long
     return timedelta(hours=h, minutes=mi, seconds=s)
 
 
@@ -239,25 +275,29 @@ class _Validator:
     """Walks the raw YAML, collecting problems instead of stopping at the first."""
 
     def __init__(self) -> None:
-        self.problems: list[str] = []
+        self.problems: list[Problem] = []
 
-    def bad(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
+    def bad(self, where: str, msgid: str, **params: Any) -> None:
+        self.problems.append(Problem.at(where, msgid, **params))
 
     def mapping(self, raw: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any] | None:
         if not isinstance(raw, dict):
-            self.bad(path, f"expected a mapping, got {_show(raw)}")
+            self.bad(path, N_("expected a mapping, got %(value)s"), value=_show(raw))
             return None
         for key in raw:
             if key not in allowed:
-                self.bad(f"{path}.{key}", f"unknown field (allowed: {', '.join(allowed)})")
+                self.bad(
+                    f"{path}.{key}",
+                    N_("unknown field (allowed: %(allowed)s)"),
+                    allowed=", ".join(allowed),
+                )
         return raw
 
     def items(self, raw: Any, path: str) -> list[Any]:
         if raw is None:
             return []
         if not isinstance(raw, list):
-            self.bad(path, f"expected a list, got {_show(raw)}")
+            self.bad(path, N_("expected a list, got %(value)s"), value=_show(raw))
             return []
         return raw
 
@@ -265,25 +305,31 @@ class _Validator:
         value = raw.get(key)
         if value is None:
             if required:
-                self.bad(f"{path}.{key}", "is missing")
+                self.bad(f"{path}.{key}", N_("is missing"))
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
-            self.bad(f"{path}.{key}", f"{_show(value)} is not text")
+            self.bad(f"{path}.{key}", N_("%(value)s is not text"), value=_show(value))
             return None
         text = str(value).strip()
         if not text:
-            self.bad(f"{path}.{key}", "is empty")
+            self.bad(f"{path}.{key}", N_("is empty"))
             return None
         return text
 
     def zone(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.bad(path, f'{_show(value)} is not a time zone (like "Asia/Shanghai")')
+            self.bad(
+                path, N_('%(value)s is not a time zone (like "Asia/Shanghai")'), value=_show(value)
+            )
             return None
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):
-            self.bad(path, f'{_show(value)} is not a known time zone (like "Asia/Shanghai")')
+            self.bad(
+                path,
+                N_('%(value)s is not a known time zone (like "Asia/Shanghai")'),
+                value=_show(value),
+            )
             return None
         return value
 
@@ -293,7 +339,9 @@ class _Validator:
         try:
             return date.fromisoformat(str(value))
         except ValueError:
-            self.bad(path, f'{_show(value)} is not a date (expected "YYYY-MM-DD")')
+            self.bad(
+                path, N_('%(value)s is not a date (expected "YYYY-MM-DD")'), value=_show(value)
+            )
             return None
 
     def community(self, raw: Any) -> CommunitySpec | None:
@@ -302,7 +350,9 @@ class _Validator:
             return None
         tz = self.zone(top["timezone"], "timezone") if "timezone" in top else None
         if "timezone" not in top:
-            self.bad("timezone", 'is missing (the community\'s time zone, like "Asia/Shanghai")')
+            self.bad(
+                "timezone", N_('is missing (the community\'s time zone, like "Asia/Shanghai")')
+            )
         residents = [
             r
             for i, item in enumerate(self.items(top.get("residents"), "residents"))
@@ -311,7 +361,7 @@ class _Validator:
         raw_residents = _dicts(top.get("residents"))
         self.unique(
             [(f"residents[{i}]", str(x.get("id"))) for i, x in enumerate(raw_residents)],
-            "resident id",
+            N_("resident id %(value)s is already used by %(first)s"),
         )
         self.unique(
             [
@@ -319,7 +369,7 @@ class _Validator:
                 for i, x in enumerate(raw_residents)
                 for j, d in enumerate(_dicts(x.get("devices")))
             ],
-            "device id",
+            N_("device id %(value)s is already used by %(first)s"),
         )
         # Family members are checked against every resident named in the file, valid or not,
         # so a problem in a resident is not blamed on their family too.
@@ -336,7 +386,7 @@ class _Validator:
                 for i, x in enumerate(raw_people)
                 if isinstance(x, dict)
             ],
-            "person id",
+            N_("person id %(value)s is already used by %(first)s"),
         )
         escalation = [
             s
@@ -347,13 +397,14 @@ class _Validator:
             return None
         return CommunitySpec(tz, residents, people, escalation)
 
-    def unique(self, places: list[tuple[str, str]], what: str) -> None:
+    def unique(self, places: list[tuple[str, str]], msgid: str) -> None:
+        """`msgid` says "%(value)s is already used by %(first)s" of the thing named."""
         first: dict[str, str] = {}
         for path, ident in places:
             if ident == "None":
                 continue  # reported as missing already
             if ident in first:
-                self.bad(path, f"{what} {_show(ident)} is already used by {first[ident]}")
+                self.bad(path, msgid, value=_show(ident), first=first[ident])
             else:
                 first[ident] = path
 
@@ -394,7 +445,10 @@ class _Validator:
             for i, item in enumerate(self.items(r.get("routines"), f"{path}.routines"))
             if (x := self.routine(item, f"{path}.routines[{i}]", raw_kinds)) is not None
         ]
-        self.unique([(f"{path}.routines[{i}]", x.label) for i, x in enumerate(routines)], "routine")
+        self.unique(
+            [(f"{path}.routines[{i}]", x.label) for i, x in enumerate(routines)],
+            N_("routine %(value)s is already used by %(first)s"),
+        )
         routines = _numbered(routines)
         if any(d.kind == "help" for d in devices) and not any(x.kind == "help" for x in routines):
             routines.append(RoutineSpec("help", slot="help#0"))  # on by default with a card
@@ -416,11 +470,16 @@ class _Validator:
         did = self.text(d, "id", path)
         kind = d.get("kind")
         if kind is None:
-            self.bad(f"{path}.kind", f"is missing ({', '.join(DEVICE_KINDS)})")
+            self.bad(
+                f"{path}.kind", N_("is missing (%(choices)s)"), choices=", ".join(DEVICE_KINDS)
+            )
             return None
         if kind not in DEVICE_KINDS:
             self.bad(
-                f"{path}.kind", f"{_show(kind)} is not a device kind ({', '.join(DEVICE_KINDS)})"
+                f"{path}.kind",
+                N_("%(value)s is not a device kind (%(choices)s)"),
+                value=_show(kind),
+                choices=", ".join(DEVICE_KINDS),
             )
             return None
         threshold = d.get("light_threshold", 30.0)
@@ -430,7 +489,11 @@ class _Validator:
             or not math.isfinite(threshold)
             or threshold < 0
         ):
-            self.bad(f"{path}.light_threshold", f"{_show(threshold)} is not a number of lux")
+            self.bad(
+                f"{path}.light_threshold",
+                N_("%(value)s is not a number of lux"),
+                value=_show(threshold),
+            )
             return None
         return DeviceSpec(did, kind, float(threshold)) if did else None
 
@@ -440,21 +503,29 @@ class _Validator:
             return None
         kind = x.get("kind")
         if kind is None:
-            self.bad(f"{path}.kind", f"is missing ({', '.join(ROUTINE_KINDS)})")
+            self.bad(
+                f"{path}.kind", N_("is missing (%(choices)s)"), choices=", ".join(ROUTINE_KINDS)
+            )
             return None
         if kind not in ROUTINE_KINDS:
             self.bad(
-                f"{path}.kind", f"{_show(kind)} is not a routine kind ({', '.join(ROUTINE_KINDS)})"
+                f"{path}.kind",
+                N_("%(value)s is not a routine kind (%(choices)s)"),
+                value=_show(kind),
+                choices=", ".join(ROUTINE_KINDS),
             )
             return None
         needed = ROUTINE_MATCH[kind][0]
         if (needed and needed not in device_kinds) or not device_kinds:
-            what = f"a {needed} device" if needed else "at least one device"
-            self.bad(f"{path}.kind", f"routine {kind} needs {what}, and this resident has none")
+            if needed:
+                msgid = N_("routine %(kind)s needs a %(device)s device, and this resident has none")
+            else:
+                msgid = N_("routine %(kind)s needs at least one device, and this resident has none")
+            self.bad(f"{path}.kind", msgid, kind=kind, device=needed)
         if kind == "inactivity":
             hours = x.get("hours")
             if hours is None:
-                self.bad(f"{path}.hours", "is missing (how many hours without activity)")
+                self.bad(f"{path}.hours", N_("is missing (how many hours without activity)"))
                 return None
             if (
                 isinstance(hours, bool)
@@ -463,7 +534,8 @@ class _Validator:
             ):
                 self.bad(
                     f"{path}.hours",
-                    f"{_show(hours)} is not a number of hours (more than 0, at most 168)",
+                    N_("%(value)s is not a number of hours (more than 0, at most 168)"),
+                    value=_show(hours),
                 )
                 return None
             return RoutineSpec(kind, hours=float(hours))
@@ -475,11 +547,18 @@ class _Validator:
         if start is None or end is None or grace is None:
             return None
         if start == end:
-            self.bad(f"{path}.end", f"the window {start:%H:%M}–{end:%H:%M} is empty")
+            self.bad(
+                f"{path}.end",
+                N_("the window %(start)s–%(end)s is empty"),
+                start=f"{start:%H:%M}",
+                end=f"{end:%H:%M}",
+            )
             return None
         if grace > timedelta(hours=12):
             self.bad(
-                f"{path}.grace", f"{_show(x['grace'])} is longer than the 12 hours grace allows"
+                f"{path}.grace",
+                N_("%(value)s is longer than the 12 hours grace allows"),
+                value=_show(x["grace"]),
             )
             return None
         return RoutineSpec(kind, start, end, grace)
@@ -489,12 +568,16 @@ class _Validator:
     ) -> Any:
         if key not in raw:
             if default is None:
-                self.bad(f"{path}.{key}", "is missing")
+                self.bad(f"{path}.{key}", N_("is missing"))
             return default
         try:
             return parse(raw[key])
-        except (ValueError, OverflowError) as exc:
-            self.bad(f"{path}.{key}", str(exc))
+        except Unparsable as exc:
+            msgid, params = exc.what
+            self.bad(f"{path}.{key}", msgid, **params)
+            return None
+        except (ValueError, OverflowError) as exc:  # a parser's own limit: said as it is
+            self.bad(f"{path}.{key}", VERBATIM, text=str(exc))
             return None
 
     def away(self, raw: Any, path: str) -> tuple[date, date] | None:
@@ -502,11 +585,13 @@ class _Validator:
         if a is None:
             return None
         if "from" not in a or "to" not in a:
-            self.bad(path, "needs both from and to dates")
+            self.bad(path, N_("needs both from and to dates"))
             return None
         first, last = self.day(a["from"], f"{path}.from"), self.day(a["to"], f"{path}.to")
         if first and last and last < first:
-            self.bad(f"{path}.to", f"{last} is before {first}")
+            self.bad(
+                f"{path}.to", N_("%(last)s is before %(first)s"), last=str(last), first=str(first)
+            )
             return None
         return (first, last) if first and last else None
 
@@ -531,13 +616,21 @@ class _Validator:
         pid, name = self.text(p, "id", path), self.text(p, "name", path)
         role = p.get("role")
         if role is None:
-            self.bad(f"{path}.role", f"is missing ({', '.join(ROLES)})")
+            self.bad(f"{path}.role", N_("is missing (%(choices)s)"), choices=", ".join(ROLES))
         elif role not in ROLES:
-            self.bad(f"{path}.role", f"{_show(role)} is not a role ({', '.join(ROLES)})")
+            self.bad(
+                f"{path}.role",
+                N_("%(value)s is not a role (%(choices)s)"),
+                value=_show(role),
+                choices=", ".join(ROLES),
+            )
         language = p.get("language", "zh-CN")
         if language not in LANGUAGES:
             self.bad(
-                f"{path}.language", f"{_show(language)} is not a language ({', '.join(LANGUAGES)})"
+                f"{path}.language",
+                N_("%(value)s is not a language (%(choices)s)"),
+                value=_show(language),
+                choices=", ".join(LANGUAGES),
             )
         buildings = [str(b) for b in self.items(p.get("buildings"), f"{path}.buildings")]
         notify = self.items(p.get("notify"), f"{path}.notify")
@@ -545,14 +638,19 @@ class _Validator:
             if not isinstance(url, str) or "://" not in url:
                 self.bad(
                     f"{path}.notify[{i}]",
-                    f'{_show(url)} is not a notification URL (like "ntfy://host/topic")',
+                    N_('%(value)s is not a notification URL (like "ntfy://host/topic")'),
+                    value=_show(url),
                 )
         resident = p.get("resident")
         consent = self.day(p["consent"], f"{path}.consent") if p.get("consent") else None
         if role == "family" and resident not in residents:
-            self.bad(f"{path}.resident", f"{_show(resident)} is not a resident in this file")
+            self.bad(
+                f"{path}.resident",
+                N_("%(value)s is not a resident in this file"),
+                value=_show(resident),
+            )
         if role == "volunteer" and not buildings:
-            self.bad(f"{path}.buildings", "a volunteer needs the buildings they cover")
+            self.bad(f"{path}.buildings", N_("a volunteer needs the buildings they cover"))
         rota = [
             spell
             for i, item in enumerate(self.items(p.get("rota"), f"{path}.rota"))
@@ -567,7 +665,7 @@ class _Validator:
                 quiet = (qs, qe) if qs is not None and qe is not None else None
         digest = self.field(p, "digest", path, parse_time) if "digest" in p else None
         if digest is not None and role != "family":
-            self.bad(f"{path}.digest", "only family members receive a daily digest")
+            self.bad(f"{path}.digest", N_("only family members receive a daily digest"))
         if len(self.problems) > before or pid is None or name is None:
             return None
         return PersonSpec(
@@ -592,7 +690,8 @@ class _Validator:
         if days is None:
             self.bad(
                 f"{path}.days",
-                f'{_show(r.get("days"))} is not a list of weekdays (like [mon, wed] or "mon-fri")',
+                N_('%(value)s is not a list of weekdays (like [mon, wed] or "mon-fri")'),
+                value=_show(r.get("days")),
             )
         start = self.field(r, "from", path, parse_time)
         end = self.field(r, "to", path, parse_time)
@@ -608,7 +707,10 @@ class _Validator:
         target = s.get("notify")
         if target not in ESCALATION_TARGETS:
             self.bad(
-                f"{path}.notify", f"{_show(target)} is not one of {', '.join(ESCALATION_TARGETS)}"
+                f"{path}.notify",
+                N_("%(value)s is not one of %(choices)s"),
+                value=_show(target),
+                choices=", ".join(ESCALATION_TARGETS),
             )
             return None
         return EscalationStep(after, target) if after is not None else None

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from monitor.clock import AcceleratedClock, SystemClock
 from monitor.community import load_community
 from monitor.config import DEFAULT_TOPICS, Settings
+from monitor.messages import english
 
 if TYPE_CHECKING:
     from alerts.lifecycle import Raised
@@ -303,7 +304,10 @@ def run_demo(base: Settings, options: DemoOptions) -> int:
     def raised(r: Raised) -> None:
         f = r.finding
         who = residents.get(f.resident_id)
-        what = f.routine_kind if f.kind == "missed_routine" else (f.detail or f.kind)
+        if f.kind == "missed_routine":
+            what = f.routine_kind
+        else:
+            what = english(f.detail) if f.detail else f.kind
         log.info(
             "[%s] ALERT %s%s: %s (%s), %s",
             when(f.at),

@@ -3,7 +3,7 @@ low), the list of all devices, the ids heard on MQTT that nobody registered, the
 could not read, and the changes staff make (assign an unknown device, add, change kind, move,
 remove). Plain functions over a Session; every change writes an AuditEntry.
 
-Also the small pieces every admin change shares (`AdminError`, `record`, `N_`), which
+Also the small pieces every admin change shares (`AdminError`, `record`), which
 monitor.people_admin uses too.
 
 The ingestor keeps an in-memory copy of the device registry: after committing a change made
@@ -25,6 +25,7 @@ from monitor.access import Scope
 from monitor.community import DEVICE_KINDS
 from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE
 from monitor.health import device_low_battery, device_offline
+from monitor.messages import N_, Message, english, load
 from monitor.models import (
     Alert,
     AuditEntry,
@@ -43,12 +44,6 @@ DEVICE_ALERT_KINDS = ("device_offline", "low_battery")
 T = TypeVar("T")
 
 
-def N_(msgid: str) -> str:
-    """Marks an English message for the translation catalog (extract with keyword N_); the
-    web layer translates it with its parameters when it shows it."""
-    return msgid
-
-
 class AdminError(ValueError):
     """A change that cannot be made as asked. `problems` maps a form field (or "" for the
     whole form) to (message id, parameters): English text with %(name)s placeholders that
@@ -57,7 +52,7 @@ class AdminError(ValueError):
     def __init__(self, problems: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
         self.problems = dict(problems)
         super().__init__(
-            "; ".join(f"{k or 'form'}: {m % dict(p)}" for k, (m, p) in self.problems.items())
+            "; ".join(f"{k or 'form'}: {english(m)}" for k, m in self.problems.items())
         )
 
     @classmethod
@@ -220,7 +215,8 @@ class DeadLetterRow:
     payload: str  # safe to show: bad bytes escaped, cut to PAYLOAD_SHOWN characters
     truncated: bool
     size: int
-    error: str
+    error: str  # English
+    error_message: Message | None  # the same, for the page to translate
     received_at: datetime
 
 
@@ -256,6 +252,7 @@ def dead_letters(
             head,
             func.length(DeadLetter.payload),
             DeadLetter.error,
+            DeadLetter.error_message,
             DeadLetter.received_at,
         )
         .where(*where)
@@ -264,7 +261,7 @@ def dead_letters(
         .offset((page - 1) * per_page)
     )
     rows = []
-    for id_, topic_, raw, size, error, received_at in session.execute(stmt):
+    for id_, topic_, raw, size, error, said, received_at in session.execute(stmt):
         text, cut = payload_text(bytes(raw or b""))
         rows.append(
             DeadLetterRow(
@@ -274,6 +271,7 @@ def dead_letters(
                 cut or (size or 0) > len(raw or b""),
                 size or 0,
                 error,
+                load(said),
                 received_at,
             )
         )

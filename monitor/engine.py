@@ -33,6 +33,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from monitor.clock import Clock
 from monitor.db import dialect_insert_for
+from monitor.messages import N_, Message, instant
 from monitor.models import (
     OPEN_STATUSES,
     Alert,
@@ -73,7 +74,8 @@ class Finding:
     routine_kind: str | None = None
     device_id: str | None = None
     outcome: str | None = None
-    detail: str = ""
+    # Raise: the alert's detail. Resolve: the resolution's note (in English).
+    detail: Message | None = None
 
 
 class FindingSink(Protocol):
@@ -226,7 +228,7 @@ class Engine:
                 e.received_at,
                 due=e.ts,
                 device_id=e.device_id,
-                detail=f"{e.device_id} shows help",
+                detail=(N_("%(device)s shows help"), {"device": e.device_id}),
             )
             for e in events
             if e.kind == "help" and e.value == "help"
@@ -283,7 +285,14 @@ class Engine:
                         cause,
                         answer.received_at,
                         outcome="late" if kind == "missed_routine" else "activity_resumed",
-                        detail=f"{answer.device_id} {answer.value} at {answer.ts.isoformat()}",
+                        detail=(
+                            N_("%(device)s %(value)s at %(ts_at)s"),
+                            {
+                                "device": answer.device_id,
+                                "value": answer.value,
+                                "ts_at": instant(answer.ts),
+                            },
+                        ),
                     )
                 )
         if findings:
@@ -460,11 +469,11 @@ def _settle_statement(session: Session) -> Any:
 
 def _device_detail(
     kind: str, last_seen: datetime | None, battery: float | None, online: bool | None
-) -> str:
+) -> Message:
     if kind == "low_battery":
-        return f"battery at {battery:.0f}%"
+        return N_("battery at %(percent)s%%"), {"percent": f"{battery:.0f}"}
     if online is False:
-        return "reported offline"
+        return N_("reported offline"), {}
     if last_seen is None:
-        return "has never reported since it was added"
-    return f"silent since {last_seen.isoformat()}"
+        return N_("has never reported since it was added"), {}
+    return N_("silent since %(last_seen_at)s"), {"last_seen_at": instant(last_seen)}

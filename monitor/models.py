@@ -238,6 +238,8 @@ class Alert(Base):
     severity: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The same as JSON [message id, {parameters}] (monitor.messages), for pages to translate.
+    detail_message: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[datetime | None]
     raised_at: Mapped[datetime]
     last_raised_at: Mapped[datetime]
@@ -246,6 +248,8 @@ class Alert(Base):
     outcome: Mapped[str | None] = mapped_column(String(64))
     resolved_by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
+    # A note the engine wrote on resolving, as JSON [message id, {parameters}].
+    note_message: Mapped[str | None] = mapped_column(Text)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     next_escalation_at: Mapped[datetime | None] = mapped_column(index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
@@ -289,6 +293,8 @@ class DeadLetter(Base):
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     error: Mapped[str] = mapped_column(Text)
+    # The same as JSON [message id, {parameters}] (monitor.messages), for pages to translate.
+    error_message: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(index=True)
 
 

@@ -29,8 +29,9 @@ from sqlalchemy.sql import ColumnElement
 
 from monitor.community import LANGUAGES, WEEKDAYS, RoutineSpec, parse_time
 from monitor.community import ROLES as PERSON_ROLES
-from monitor.device_admin import N_, AdminError, Page, record
+from monitor.device_admin import AdminError, Page, record
 from monitor.importer import schedule_routine
+from monitor.messages import N_
 from monitor.models import (
     ROLES as USER_ROLES,
 )

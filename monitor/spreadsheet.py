@@ -48,6 +48,7 @@ from monitor.community import (
     load_community,
 )
 from monitor.importer import FILE_CONSENT, apply_community, apply_residents
+from monitor.messages import N_, VERBATIM, Message, Problem
 from monitor.models import (
     AppSetting,
     AuditEntry,
@@ -123,7 +124,7 @@ _DAY = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?
 _RANGE = re.compile(r"^(?P<first>.+?)\s*(?:\.\.|~|至|到|–|—|\s-\s|\sto\s)\s*(?P<last>.+)$")
 _ISO_PAIR = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})-(\d{4}-\d{1,2}-\d{1,2})$")
 _HOURS = re.compile(r"^(\d+(?:\.\d+)?)\s*(?:h|小时)?$")
-_PATH = re.compile(r"^residents\[0\]\.(\w+)(?:\[(\d+)\])?(\.\w+)?: (.*)$", re.S)
+_PATH = re.compile(r"^residents\[0\]\.(\w+)(?:\[(\d+)\])?(\.\w+)?$")
 _ITEM = re.compile(r"residents\[0\]\.(devices|routines)\[(\d+)\]")
 
 
@@ -162,29 +163,53 @@ class Sheet:
 
     columns: list[str] = field(default_factory=list)
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # column key -> its name in row 1
+
+
+def _file(msgid: str, **params: Any) -> Problem:
+    """A problem with the file as a whole."""
+    return Problem(None, (msgid, params))
+
+
+def _cell(row: int, column: str, headers: Mapping[str, str]) -> Message:
+    """Row `row`'s cell in the column with key `column`, named as row 1 names it."""
+    return N_("row %(row)s, column %(column)s"), {"row": row, "column": headers.get(column, column)}
+
+
+NOT_A_SPREADSHEET = N_("the file is not a spreadsheet (CSV or XLSX)")
 
 
 class _Unreadable(Exception):
-    pass
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 def read_sheet(data: bytes) -> Sheet:
     """CSV (UTF-8 with or without BOM, GB18030, UTF-16 as Excel's "Unicode text") or XLSX
     (the first worksheet) into a Sheet; never raises on what a person uploads."""
     if len(data) > MAX_BYTES:
-        return Sheet(problems=[f"the file is larger than {MAX_BYTES // 2**20} MB; split it"])
+        return Sheet(
+            problems=[
+                _file(N_("the file is larger than %(mb)s MB; split it"), mb=MAX_BYTES // 2**20)
+            ]
+        )
     if not data.removeprefix(b"\xef\xbb\xbf").strip() or data in (b"\xff\xfe", b"\xfe\xff"):
-        return Sheet(problems=["the file is empty"])
+        return Sheet(problems=[_file(N_("the file is empty"))])
     try:
         if data.startswith(b"\xd0\xcf\x11\xe0"):
             raise _Unreadable(
-                "this is an old Excel .xls file; save it as .xlsx (Excel workbook) or as "
-                "CSV UTF-8, then upload that"
+                _file(
+                    N_(
+                        "this is an old Excel .xls file; save it as .xlsx (Excel workbook) or "
+                        "as CSV UTF-8, then upload that"
+                    )
+                )
             )
         raw = _xlsx_rows(data) if data.startswith(b"PK\x03\x04") else _csv_rows(data)
     except _Unreadable as exc:
-        return Sheet(problems=[str(exc)])
+        return Sheet(problems=[exc.problem])
     return _table(raw)
 
 
@@ -199,7 +224,12 @@ def _csv_rows(data: bytes) -> list[list[str]]:
             if len(rows) > 2 * MAX_ROWS + 1:
                 break
     except csv.Error as exc:
-        raise _Unreadable(f"row {len(rows) + 1}: not valid CSV ({exc})") from None
+        raise _Unreadable(
+            Problem(
+                (N_("row %(row)s"), {"row": len(rows) + 1}),
+                (N_("not valid CSV (%(error)s)"), {"error": str(exc)}),
+            )
+        ) from None
     return rows
 
 
@@ -208,9 +238,9 @@ def _decode(data: bytes) -> str:
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
-            raise _Unreadable("the file is not a spreadsheet (CSV or XLSX)") from None
+            raise _Unreadable(_file(NOT_A_SPREADSHEET)) from None
     if b"\x00" in data:
-        raise _Unreadable("the file is not a spreadsheet (CSV or XLSX)")
+        raise _Unreadable(_file(NOT_A_SPREADSHEET))
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = data.decode(encoding)
@@ -220,7 +250,9 @@ def _decode(data: bytes) -> str:
             break  # control characters: some binary file, not text
         return text
     raise _Unreadable(
-        "the file is not a spreadsheet (CSV in UTF-8 or GB18030, or XLSX) that can be read"
+        _file(
+            N_("the file is not a spreadsheet (CSV in UTF-8 or GB18030, or XLSX) that can be read")
+        )
     )
 
 
@@ -232,8 +264,13 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds on a damaged file
         raise _Unreadable(
-            "the file could not be read as an XLSX workbook (save it from Excel or WPS as "
-            f".xlsx, or as CSV): {type(exc).__name__}"
+            _file(
+                N_(
+                    "the file could not be read as an XLSX workbook (save it from Excel or WPS "
+                    "as .xlsx, or as CSV): %(error)s"
+                ),
+                error=type(exc).__name__,
+            )
         ) from None
     try:
         sheet = book.worksheets[0]
@@ -243,7 +280,11 @@ def _xlsx_rows(data: bytes) -> list[list[str]]:
                 break
     except Exception as exc:  # noqa: BLE001 - any damage in a workbook is a problem to show
         raise _Unreadable(
-            f"row {len(rows) + 1} of the workbook could not be read ({type(exc).__name__})"
+            _file(
+                N_("row %(row)s of the workbook could not be read (%(error)s)"),
+                row=len(rows) + 1,
+                error=type(exc).__name__,
+            )
         ) from None
     finally:
         book.close()
@@ -275,42 +316,58 @@ def _table(raw: list[list[str]]) -> Sheet:
     sheet = Sheet()
     if not raw or not any(raw[0]):
         sheet.problems.append(
-            "row 1 is empty: the first row must name the columns (" + ", ".join(REQUIRED) + ", …)"
+            _file(
+                N_("row 1 is empty: the first row must name the columns (%(required)s, …)"),
+                required=", ".join(REQUIRED),
+            )
         )
         return sheet
     header, body = raw[0], raw[1:]
     if len(header) > MAX_COLUMNS and any(header[MAX_COLUMNS:]):
-        sheet.problems.append(f"the file has more than {MAX_COLUMNS} columns")
+        sheet.problems.append(_file(N_("the file has more than %(n)s columns"), n=MAX_COLUMNS))
     keys: list[tuple[int, str]] = []
     seen: dict[str, int] = {}
     for i, name in enumerate(header[:MAX_COLUMNS]):
-        where = f"column {column_letter(i)}"
+        letter = column_letter(i)
         if not name:
             if any(i < len(row) and row[i] for row in body):
-                sheet.problems.append(f"{where} has values but no name in row 1")
+                sheet.problems.append(
+                    _file(N_("column %(column)s has values but no name in row 1"), column=letter)
+                )
             continue
         key = ALIASES.get(_norm(name))
+        where = N_("column %(column)s %(name)s"), {"column": letter, "name": _show(name)}
         if key is None:
+            known = ", ".join(c.key for c in COLUMNS)
             sheet.problems.append(
-                f"{where} {_show(name)}: unknown column (known: "
-                + ", ".join(c.key for c in COLUMNS)
-                + ")"
+                Problem(where, (N_("unknown column (known: %(known)s)"), {"known": known}))
             )
         elif key in seen:
             sheet.problems.append(
-                f"{where} {_show(name)}: the column {key} is already column "
-                f"{column_letter(seen[key])}"
+                Problem(
+                    where,
+                    (
+                        N_("the column %(key)s is already column %(first)s"),
+                        {"key": key, "first": column_letter(seen[key])},
+                    ),
+                )
             )
         else:
             seen[key] = i
             keys.append((i, key))
+            sheet.headers[key] = name
     sheet.columns = [key for _, key in keys]
     missing = [k for k in REQUIRED if k not in seen]
     for key in missing:
         sheet.problems.append(
-            f"the column {key} is missing (row 1 must name the columns; needed: "
-            + ", ".join(REQUIRED)
-            + ")"
+            _file(
+                N_(
+                    "the column %(key)s is missing (row 1 must name the columns; needed: "
+                    "%(required)s)"
+                ),
+                key=key,
+                required=", ".join(REQUIRED),
+            )
         )
     for n, row in enumerate(body, start=2):
         if not any(row):
@@ -318,12 +375,17 @@ def _table(raw: list[list[str]]) -> Sheet:
         sheet.rows.append((n, {key: row[i] if i < len(row) else "" for i, key in keys}))
     if len(sheet.rows) > MAX_ROWS or len(body) > 2 * MAX_ROWS:
         sheet.problems.append(
-            f"the file has more than {MAX_ROWS:,} rows of residents (blank rows count too); "
-            "split it into smaller files"
+            _file(
+                N_(
+                    "the file has more than %(n)s rows of residents (blank rows count too); "
+                    "split it into smaller files"
+                ),
+                n=f"{MAX_ROWS:,}",
+            )
         )
         sheet.rows = []
     elif not sheet.rows and not missing:
-        sheet.problems.append("the file has a header row but no residents")
+        sheet.problems.append(_file(N_("the file has a header row but no residents")))
     if missing:
         sheet.rows = []
     return sheet
@@ -411,7 +473,7 @@ class _Row:
     raw: dict[str, Any]
     device_columns: list[str] = field(default_factory=list)
     routine_columns: list[tuple[str, str]] = field(default_factory=list)  # window, its grace
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (column, message)
+    problems: list[tuple[str, Message]] = field(default_factory=list)  # (column, message)
 
 
 def _shape(
@@ -431,7 +493,7 @@ def _shape(
     for key, text in row.raw.items():
         limit = BY_KEY[key].max_len
         if limit and len(text) > limit:
-            row.problems.append((key, f"is longer than {limit} characters"))
+            row.problems.append((key, (N_("is longer than %(n)s characters"), {"n": limit})))
 
     devices: list[dict[str, Any]] = []
     for c in DEVICE_COLUMNS:
@@ -441,7 +503,15 @@ def _shape(
             if (did, c.device) in thresholds:
                 device["light_threshold"] = thresholds[(did, c.device)]
             if c.max_len and len(did) > c.max_len:
-                row.problems.append((c.key, f"{_show(did)} is longer than {c.max_len} characters"))
+                row.problems.append(
+                    (
+                        c.key,
+                        (
+                            N_("%(value)s is longer than %(n)s characters"),
+                            {"value": _show(did), "n": c.max_len},
+                        ),
+                    )
+                )
             devices.append(device)
             row.device_columns.append(c.key)
 
@@ -457,8 +527,13 @@ def _shape(
                 row.problems.append(
                     (
                         c.key,
-                        f"{_show(part)} is not a time window "
-                        '(expected like "07:00-09:00" or "07:00-09:00 +15m")',
+                        (
+                            N_(
+                                "%(value)s is not a time window "
+                                '(expected like "07:00-09:00" or "07:00-09:00 +15m")'
+                            ),
+                            {"value": _show(part)},
+                        ),
                     )
                 )
                 continue
@@ -483,13 +558,14 @@ def _shape(
     return row
 
 
-def _located(problem: str, n: int, row: _Row) -> str:
+def _located(problem: Problem, n: int, row: _Row, headers: Mapping[str, str]) -> Problem:
     """A problem the community rules found (named by its path in the file's shape) as the
     row and column of the spreadsheet."""
-    m = _PATH.match(problem)
+    where = problem.where
+    m = _PATH.match(str(where[1]["text"])) if where and where[0] == VERBATIM else None
     if m is None:
-        return f"row {n}: {problem}"
-    name, index, sub, message = m[1], m[2], m[3], m[4]
+        return Problem((N_("row %(row)s"), {"row": n}), problem.message())
+    name, index, sub = m[1], m[2], m[3]
     column = name
     if name == "devices" and index is not None:
         column = row.device_columns[int(index)]
@@ -497,13 +573,18 @@ def _located(problem: str, n: int, row: _Row) -> str:
         window, grace = row.routine_columns[int(index)]
         column = grace if sub == ".grace" else window
 
-    def item(found: re.Match[str]) -> str:
+    def named(value: Any) -> Any:
+        """A path given in the message ("... is already used by residents[0].devices[0]")
+        as the column it came from."""
+        found = _ITEM.fullmatch(value) if isinstance(value, str) else None
+        if found is None:
+            return value
         i = int(found[2])
-        if found[1] == "devices":
-            return f"column {row.device_columns[i]}"
-        return f"column {row.routine_columns[i][0]}"
+        key = row.device_columns[i] if found[1] == "devices" else row.routine_columns[i][0]
+        return N_("column %(column)s"), {"column": headers.get(key, key)}
 
-    return f"row {n}, column {column}: {_ITEM.sub(item, message)}"
+    msgid, params = problem.what
+    return Problem(_cell(n, column, headers), (msgid, {k: named(v) for k, v in params.items()}))
 
 
 # -- what is stored ------------------------------------------------------------------------
@@ -644,7 +725,7 @@ class RowPlan:
     name: str
     status: str  # new | changed | unchanged | invalid
     changes: list[Change] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     reactivated: bool = False  # no longer watched until now
     spec: ResidentSpec | None = None
 
@@ -665,7 +746,7 @@ class Plan:
     timezone: str = DEFAULT_TIMEZONE
     community_exists: bool = True
     rows: list[RowPlan] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # about the file as a whole
+    problems: list[Problem] = field(default_factory=list)  # about the file as a whole
     retire: list[tuple[str, str]] = field(default_factory=list)  # (id, name) no longer watched
     people: list[PersonChange] = field(default_factory=list)
     settings: list[Change] = field(default_factory=list)  # community time zone, escalation
@@ -774,16 +855,21 @@ def plan_sheet(session: Session, data: bytes, retire_missing: bool = False) -> P
     for (n, cells), rid in zip(sheet.rows, ids, strict=True):
         old = stored.get(rid)
         row = _shape(cells, present, spec_cells(old.spec) if old else {}, thresholds)
-        problems = [f"row {n}, column {col}: {message}" for col, message in row.problems]
+        problems = [Problem(_cell(n, col, sheet.headers), message) for col, message in row.problems]
         spec: ResidentSpec | None = None
         try:
             spec = check_community({"timezone": zone, "residents": [row.raw]}).residents[0]
         except CommunityError as exc:
-            problems += [_located(p, n, row) for p in exc.problems]
+            problems += [_located(p, n, row, sheet.headers) for p in exc.problems]
         if rid in first_id:
             problems.append(
-                f"row {n}, column id: resident id {_show(rid)} is already used by row "
-                f"{first_id[rid]}"
+                Problem(
+                    _cell(n, "id", sheet.headers),
+                    (
+                        N_("resident id %(value)s is already used by row %(row)s"),
+                        {"value": _show(rid), "row": first_id[rid]},
+                    ),
+                )
             )
         elif rid:
             first_id[rid] = n
@@ -794,8 +880,16 @@ def plan_sheet(session: Session, data: bytes, retire_missing: bool = False) -> P
             first = first_device.setdefault(did, (n, column))
             if first[0] != n:
                 problems.append(
-                    f"row {n}, column {column}: device id {_show(did)} is already used by row "
-                    f"{first[0]} (column {first[1]})"
+                    Problem(
+                        _cell(n, column, sheet.headers),
+                        (
+                            N_(
+                                "device id %(value)s is already used by row %(row)s "
+                                "(column %(column)s)"
+                            ),
+                            {"value": _show(did), "row": first[0], "column": first[1]},
+                        ),
+                    )
                 )
             owner = owners.get(did)
             if (
@@ -805,9 +899,16 @@ def plan_sheet(session: Session, data: bytes, retire_missing: bool = False) -> P
                 and not retire_missing
             ):
                 problems.append(
-                    f"row {n}, column {column}: device {_show(did)} belongs to "
-                    f"{owner.resident_id} ({owner.name}), who is not in this file; remove it "
-                    "there first, or add that resident's row"
+                    Problem(
+                        _cell(n, column, sheet.headers),
+                        (
+                            N_(
+                                "device %(value)s belongs to %(owner)s (%(name)s), who is not in "
+                                "this file; remove it there first, or add that resident's row"
+                            ),
+                            {"value": _show(did), "owner": owner.resident_id, "name": owner.name},
+                        ),
+                    )
                 )
         problems = list(dict.fromkeys(problems))  # a bad grace column is said once
         if problems or spec is None:
@@ -877,12 +978,14 @@ def plan_community(session: Session, data: bytes) -> Plan:
     zone, exists = community_timezone(session)
     plan = Plan("community", zone, exists)
     if len(data) > MAX_BYTES:
-        plan.problems = [f"the file is larger than {MAX_BYTES // 2**20} MB"]
+        plan.problems = [_file(N_("the file is larger than %(mb)s MB"), mb=MAX_BYTES // 2**20)]
         return plan
     try:
         spec = load_community(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        plan.problems = ["the file is not UTF-8 text; save it as UTF-8 and upload it again"]
+        plan.problems = [
+            _file(N_("the file is not UTF-8 text; save it as UTF-8 and upload it again"))
+        ]
         return plan
     except CommunityError as exc:
         plan.problems = list(exc.problems)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 
+from monitor.messages import N_, Message
 from sensors.readings import DEVICE_KINDS, IgnoredTopic, PayloadError, Reading
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -23,14 +24,16 @@ def parse(topic: str, payload: bytes) -> list[Reading]:
     """Readings in `payload` published on `topic`; see DESIGN.md "MQTT topics"."""
     decode, device = _route(topic)
     if not device:
-        raise PayloadError(f"{topic}: empty device id")
+        raise PayloadError.on(topic, PayloadError(N_("empty device id")))
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(f"{topic}: payload too large: {len(payload)} bytes")
+        raise PayloadError.on(
+            topic, PayloadError(N_("payload too large: %(n)s bytes"), n=len(payload))
+        )
     try:
         return decode(device, payload)
     except PayloadError as e:
         # Decoders give the bare reason; the dead-letter row needs to say where it came from.
-        raise PayloadError(f"{topic}: {e}") from None
+        raise PayloadError.on(topic, e) from None
 
 
 def _route(topic: str) -> tuple[Decoder, str]:
@@ -98,41 +101,56 @@ def _z2m_availability(device: str, payload: bytes) -> list[Reading]:
     if isinstance(value, dict) and "state" in value:
         return [Reading(device, "availability", _online(value["state"]))]
     raise PayloadError(
-        f'availability must be {{"state": "online"|"offline"}} or plain online/offline, '
-        f"got {_show(value)}"
+        N_(
+            'availability must be {"state": "online"|"offline"} or plain online/offline, '
+            "got %(value)s"
+        ),
+        value=_show(value),
     )
 
 
 def _boolean(field: str, raw: object) -> bool:
     if not isinstance(raw, bool):
-        raise PayloadError(f'"{field}" must be true or false, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be true or false, got %(value)s'), field=field, value=_show(raw)
+        )
     return raw
 
 
 def _number(field: str, raw: object) -> float:
     # bool is an int subclass in Python, but true is not a position.
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise PayloadError(f'"{field}" must be a number, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be a number, got %(value)s'), field=field, value=_show(raw)
+        )
     try:
         number = float(raw)
     except OverflowError:  # an integer too big for a float
         number = math.inf
     if not math.isfinite(number):
-        raise PayloadError(f'"{field}" must be a finite number, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be a finite number, got %(value)s'), field=field, value=_show(raw)
+        )
     return number
 
 
 def _percent(field: str, raw: object) -> float:
     number = _number(field, raw)
     if not 0 <= number <= 100:
-        raise PayloadError(f'"{field}" must be between 0 and 100, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be between 0 and 100, got %(value)s'),
+            field=field,
+            value=_show(raw),
+        )
     return number
 
 
 def _lux(field: str, raw: object) -> float:
     number = _number(field, raw)
     if number < 0:
-        raise PayloadError(f'"{field}" must not be negative, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must not be negative, got %(value)s'), field=field, value=_show(raw)
+        )
     return number
 
 
@@ -141,13 +159,20 @@ _STATES = ("ON", "OFF", "OPEN", "CLOSE", "STOP")
 
 def _state(field: str, raw: object) -> str:
     if not isinstance(raw, str) or raw.upper() not in _STATES:
-        raise PayloadError(f'"{field}" must be one of {", ".join(_STATES)}, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be one of %(choices)s, got %(value)s'),
+            field=field,
+            choices=", ".join(_STATES),
+            value=_show(raw),
+        )
     return raw.upper()
 
 
 def _action(field: str, raw: object) -> str | None:
     if not isinstance(raw, str):
-        raise PayloadError(f'"{field}" must be a string, got {_show(raw)}')
+        raise PayloadError(
+            N_('"%(field)s" must be a string, got %(value)s'), field=field, value=_show(raw)
+        )
     # z2m clears "action" with "" after the press: not a new press.
     return raw or None
 
@@ -188,7 +213,9 @@ def _tasmota_lwt(device: str, payload: bytes) -> list[Reading]:
 def _on_off(field: str, raw: object) -> str:
     if isinstance(raw, str) and raw.strip().upper() in ("ON", "OFF"):
         return raw.strip().upper()
-    raise PayloadError(f"{field} must be ON or OFF, got {_show(raw)}")
+    raise PayloadError(
+        N_("%(field)s must be ON or OFF, got %(value)s"), field=field, value=_show(raw)
+    )
 
 
 # --- Shelly ----------------------------------------------------------------------------
@@ -199,14 +226,16 @@ def _shelly_relay(device: str, payload: bytes) -> list[Reading]:
     # "overpower" means the relay tripped itself off.
     states = {"on": "ON", "off": "OFF", "overpower": "OFF"}
     if text.strip().lower() not in states:
-        raise PayloadError(f"relay state must be on, off or overpower, got {_show(text)}")
+        raise PayloadError(
+            N_("relay state must be on, off or overpower, got %(value)s"), value=_show(text)
+        )
     return [Reading(device, "state", states[text.strip().lower()])]
 
 
 def _shelly_gen2_switch(device: str, payload: bytes) -> list[Reading]:
     obj = _object(payload)
     if "output" not in obj:
-        raise PayloadError('"output" is missing')
+        raise PayloadError(N_('"%(field)s" is missing'), field="output")
     output = _boolean("output", obj["output"])
     return [Reading(device, "state", "ON" if output else "OFF"), Reading(device, "seen", True)]
 
@@ -218,12 +247,21 @@ def _curtainwatch_event(device: str, payload: bytes) -> list[Reading]:
     obj = _object(payload)
     for field in ("kind", "value"):
         if field not in obj:
-            raise PayloadError(f'"{field}" is missing')
+            raise PayloadError(N_('"%(field)s" is missing'), field=field)
     kind, value, ts = obj["kind"], obj["value"], obj.get("ts")
     if not isinstance(kind, str) or kind not in DEVICE_KINDS:
-        raise PayloadError(f'"kind" must be one of {", ".join(DEVICE_KINDS)}, got {_show(kind)}')
+        raise PayloadError(
+            N_('"%(field)s" must be one of %(choices)s, got %(value)s'),
+            field="kind",
+            choices=", ".join(DEVICE_KINDS),
+            value=_show(kind),
+        )
     if not isinstance(value, str) or not value.strip():
-        raise PayloadError(f'"value" must be a non-empty string, got {_show(value)}')
+        raise PayloadError(
+            N_('"%(field)s" must be a non-empty string, got %(value)s'),
+            field="value",
+            value=_show(value),
+        )
     return [
         Reading(
             device,
@@ -236,16 +274,17 @@ def _curtainwatch_event(device: str, payload: bytes) -> list[Reading]:
 
 
 def _aware_time(field: str, raw: object) -> datetime:
-    problem = f'"{field}" must be an ISO-8601 time with a UTC offset, got {_show(raw)}'
-    if not isinstance(raw, str):
-        raise PayloadError(problem)
     try:
-        ts = datetime.fromisoformat(raw)
+        ts = datetime.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:
-        raise PayloadError(problem) from None
+        ts = None
     # A naive time would be read in whatever zone the server runs in: refuse it.
-    if ts.utcoffset() is None:
-        raise PayloadError(problem)
+    if ts is None or ts.utcoffset() is None:
+        raise PayloadError(
+            N_('"%(field)s" must be an ISO-8601 time with a UTC offset, got %(value)s'),
+            field=field,
+            value=_show(raw),
+        )
     return ts
 
 
@@ -256,36 +295,39 @@ def _text(payload: bytes) -> str:
     try:
         return payload.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PayloadError(f"payload is not valid UTF-8 (byte {e.start})") from None
+        raise PayloadError(N_("payload is not valid UTF-8 (byte %(n)s)"), n=e.start) from None
 
 
 def _load(text: str) -> object:
     try:
         return json.loads(text)
     except RecursionError:
-        raise PayloadError("payload is not valid JSON: nested too deeply") from None
+        raise PayloadError(N_("payload is not valid JSON: nested too deeply")) from None
     except ValueError as e:  # JSONDecodeError, and ints over Python's digit limit
-        raise PayloadError(f"payload is not valid JSON: {e}") from None
+        raise PayloadError(N_("payload is not valid JSON: %(error)s"), error=str(e)) from None
 
 
 def _object(payload: bytes) -> dict[str, object]:
     value = _load(_text(payload))
     if not isinstance(value, dict):
-        raise PayloadError(f"payload must be a JSON object, got {_show(value)}")
+        raise PayloadError(N_("payload must be a JSON object, got %(value)s"), value=_show(value))
     return value
 
 
 def _online(raw: object) -> bool:
     if isinstance(raw, str) and raw.strip().lower() in ("online", "offline"):
         return raw.strip().lower() == "online"
-    raise PayloadError(f"availability must be online or offline, got {_show(raw)}")
+    raise PayloadError(
+        N_("availability must be online or offline, got %(value)s"), value=_show(raw)
+    )
 
 
-def _show(value: object) -> str:
-    """`value` as it would appear in JSON, short enough for an error message."""
+def _show(value: object) -> str | Message:
+    """`value` as it would appear in JSON, short enough for an error message; an object
+    or an array by its name, in the reader's language."""
     if isinstance(value, dict):
-        return "an object"
+        return (N_("an object"), {})
     if isinstance(value, list):
-        return "an array"
+        return (N_("an array"), {})
     text = json.dumps(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -52,6 +52,7 @@ from monitor import day_marks
 from monitor.clock import Clock
 from monitor.db import upsert
 from monitor.engine import BATTERY_SILENCE, NewEvent
+from monitor.messages import N_, dump
 from monitor.models import DeadLetter, Device, Event, UnknownDevice, UTCDateTime, table
 from sensors.adapters import parse
 from sensors.interpret import interpret
@@ -108,9 +109,9 @@ class IngestStats:
 
 # A stamped event's identity: (device id, ts in UTC, device kind, value).
 _Key = tuple[str, datetime, str, str]
-# What `parse` made of one message: its readings, or why it is a dead letter (str), or
-# None for a topic curtainwatch ignores.
-_Parsed = list[Reading] | str | None
+# What `parse` made of one message: its readings, or why it is a dead letter, or None for a
+# topic curtainwatch ignores.
+_Parsed = list[Reading] | PayloadError | None
 
 
 @dataclass
@@ -261,7 +262,7 @@ class Ingestor:
         if readings is None:
             batch.ignored += 1
             return
-        if isinstance(readings, str):
+        if isinstance(readings, PayloadError):
             self._dead(batch, m, readings)
             return
         unknown_here: set[str] = set()
@@ -276,7 +277,7 @@ class Ingestor:
             try:
                 self._apply(reading, device, m.received_at, batch, reading.device_id)
             except PayloadError as exc:
-                self._dead(batch, m, str(exc))
+                self._dead(batch, m, exc)
 
     def _apply(
         self,
@@ -287,9 +288,16 @@ class Ingestor:
         device_id: str,
     ) -> None:
         if reading.ts is not None and not _near(reading.ts, received_at):
-            raise PayloadError(
-                f"{device_id}: event time {reading.ts.isoformat()} is too far from its arrival "
-                f"at {received_at.isoformat()} (allowed: 30 days before to 1 hour after)"
+            raise PayloadError.on(
+                device_id,
+                PayloadError(
+                    N_(
+                        "event time %(ts)s is too far from its arrival at %(arrival)s "
+                        "(allowed: 30 days before to 1 hour after)"
+                    ),
+                    ts=reading.ts.isoformat(),
+                    arrival=received_at.isoformat(),
+                ),
             )
         batch.devices[device_id] = device
         if device.last_seen is None or received_at > device.last_seen:
@@ -336,13 +344,14 @@ class Ingestor:
         )
         batch.stamped.append(False)
 
-    def _dead(self, batch: _Batch, m: Message, error: str) -> None:
+    def _dead(self, batch: _Batch, m: Message, error: PayloadError) -> None:
         log.warning("dead letter on %s: %s", m.topic, error)
         batch.dead.append(
             {
                 "topic": storable(m.topic),
                 "payload": m.payload,
-                "error": storable(error),
+                "error": storable(str(error)),
+                "error_message": storable(dump(error.what)),
                 "received_at": m.received_at,
             }
         )
@@ -721,7 +730,8 @@ def _parse(m: Message) -> _Parsed:
         log.debug("ignored %s: %s", m.topic, exc)
         return None
     except PayloadError as exc:
-        return str(exc)
+        # Kept until the batch commits: drop the traceback and the frames it holds.
+        return exc.with_traceback(None)
 
 
 def _state_of(row: Any) -> _DeviceState:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from monitor.messages import N_
 from sensors.readings import PayloadError, Reading
 
 # The states each device kind can be in (one key per DEVICE_KINDS entry); also the values a
@@ -60,7 +61,10 @@ def interpret(device_kind: str, reading: Reading, light_threshold: float = 30.0)
     """The state `reading` implies for a device of `device_kind`, or None when it says
     nothing about state. Raises PayloadError for an unknown kind or a bad event."""
     if device_kind not in EVENT_VALUES:
-        raise PayloadError(f"{reading.device_id}: unknown device kind {json.dumps(device_kind)}")
+        raise PayloadError.on(
+            reading.device_id,
+            PayloadError(N_("unknown device kind %(kind)s"), kind=json.dumps(device_kind)),
+        )
     if reading.kind == "event":
         return _event(device_kind, reading)
     if reading.kind == "action":
@@ -78,15 +82,24 @@ def interpret(device_kind: str, reading: Reading, light_threshold: float = 30.0)
 def _event(device_kind: str, reading: Reading) -> str:
     where = f"curtainwatch/{reading.device_id}/event"
     if reading.device_kind is not None and reading.device_kind != device_kind:
-        raise PayloadError(
-            f"{where}: kind {json.dumps(reading.device_kind)} does not match "
-            f"registered kind {json.dumps(device_kind)}"
+        raise PayloadError.on(
+            where,
+            PayloadError(
+                N_("kind %(kind)s does not match registered kind %(registered)s"),
+                kind=json.dumps(reading.device_kind),
+                registered=json.dumps(device_kind),
+            ),
         )
     accepted = EVENT_VALUES[device_kind]
     value = reading.value
     if isinstance(value, str) and _ALIASES.get(value, value) in accepted:
         return _ALIASES.get(value, value)
-    raise PayloadError(
-        f"{where}: value {json.dumps(value)} is not one of "
-        f"{', '.join(sorted(accepted))} for a {device_kind}"
+    raise PayloadError.on(
+        where,
+        PayloadError(
+            N_("value %(value)s is not one of %(choices)s for a %(kind)s"),
+            value=json.dumps(value),
+            choices=", ".join(sorted(accepted)),
+            kind=device_kind,
+        ),
     )

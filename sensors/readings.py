@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
+
+from monitor.messages import N_, VERBATIM, Message, english
 
 READING_KINDS = (
     "contact",
@@ -40,8 +43,18 @@ class Reading:
 
 
 class PayloadError(ValueError):
-    """Payload on a known topic family that cannot be decoded; the message is the precise
-    reason (goes to the dead-letter table)."""
+    """Payload on a known topic family that cannot be decoded. Its text is the precise
+    reason in English (the dead-letter table's `error`); `what` is the same as a Message
+    (monitor.messages), for the devices page to say in its reader's language."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.what: Message = (msgid, params)
+        super().__init__(english(self.what))
+
+    @classmethod
+    def on(cls, where: str, problem: PayloadError) -> PayloadError:
+        """`problem`, said to be about `where` (a topic, a device)."""
+        return cls(N_("%(where)s: %(what)s"), where=(VERBATIM, {"text": where}), what=problem.what)
 
 
 class IgnoredTopic(Exception):

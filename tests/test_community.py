@@ -783,6 +783,18 @@ def test_rejected_with_exact_problems(text: str, expected: list[str]) -> None:
     assert problems(text) == expected
 
 
+def test_a_number_too_long_for_python_is_a_problem_not_a_crash() -> None:
+    grace = "9" * 5000 + "m"  # int() refuses more than 4,300 digits
+    text = home(routines=routine(f'start: "07:00", end: "09:00", grace: "{grace}"'))
+    assert problems(text) == [f'residents[0].routines[0].grace: "{grace}" is longer than a week']
+
+
+def test_a_number_too_long_for_a_float_is_a_problem_not_a_crash() -> None:
+    grace = "9" * 400 + "h"  # an int, but a float of it overflows
+    text = home(routines=routine(f'start: "07:00", end: "09:00", grace: "{grace}"'))
+    assert problems(text) == [f'residents[0].routines[0].grace: "{grace}" is longer than a week']
+
+
 def test_every_problem_in_a_file_is_reported_at_once() -> None:
     text = """
 timezone: Asia/Shanghai

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from support.web import (
     DAY,
     csrf_token,
@@ -26,7 +26,7 @@ from support.web import (
 from monitor.access import Scope
 from monitor.clock import SimulatedClock
 from monitor.device_admin import payload_text, summary
-from monitor.models import AuditEntry, DeadLetter, Device, Event, UnknownDevice
+from monitor.models import AuditEntry, DeadLetter, Device, Event, UnknownDevice, User
 from monitor.runtime import Runtime
 
 STAFF = Scope("staff", "s-chen")
@@ -141,6 +141,25 @@ def test_dead_letters_are_listed_newest_first_and_shown_as_text(rt: Runtime) -> 
 
     only = visible(client.get("/devices/dead-letters?topic=curtain"))
     assert "curtain-301" in only and "zigbee2mqtt/door-301" not in only
+
+
+def test_dead_letter_reasons_are_in_the_readers_language(rt: Runtime) -> None:
+    """The reason, stored in English, is shown in Chinese to staff who read Chinese; the
+    payload's own values and the topic stay as they came."""
+    feed(rt, "zigbee2mqtt/curtain-301", b'{"position": "half"}', "05:10")
+    feed(rt, "zigbee2mqtt/door-301", b'{"contact": [true]}', "05:11")
+    with rt.sessions() as s:
+        errors = set(s.scalars(select(DeadLetter.error)))
+    assert errors == {
+        'zigbee2mqtt/curtain-301: "position" must be a number, got "half"',
+        'zigbee2mqtt/door-301: "contact" must be true or false, got an array',
+    }
+    with rt.sessions.begin() as s:
+        s.execute(update(User).where(User.username == "staff").values(language="zh-CN"))
+    text = visible(signed_in(web_app(rt), "staff").get("/devices/dead-letters"))
+    assert 'zigbee2mqtt/curtain-301："position" 应为数字，实际是 "half"' in text
+    assert "must be a number" not in text
+    assert "JSON 数组" in text and "an array" not in text
 
 
 def test_long_dead_letters_are_cut_and_paginated(rt: Runtime) -> None:

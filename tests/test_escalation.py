@@ -163,12 +163,17 @@ def test_claim_not_resolved_in_time_reminds_claimer_then_staff(db_url: str, rx: 
 def test_a_burst_of_missed_windows_is_one_system_message_to_staff(
     db_url: str, rx: Receiver
 ) -> None:
-    rt = start(db_url, community(rx, residents=12), residents=12)
+    ma = f"""  - {{id: s-ma, name: Ma, role: staff, notify: ["{rx.url("s-ma")}"]}}\n"""
+    text = community(rx, residents=12).replace("escalation:", ma + "escalation:")
+    rt = start(db_url, text, residents=12)
     at(rt, local(DAY, "09:15"))
     at(rt, local(DAY, "09:45"))
     assert rx.to("v-day") == []
     [msg] = rx.to("s-chen")
-    assert msg["title"].startswith("system problem: 12 routines missed at once")
+    assert msg["title"].startswith("system problem: 12 routines missed at once at 11-23 09:15")
+    # Staff who read Chinese (the default) are told in Chinese, in community time.
+    [msg] = rx.to("s-ma")
+    assert msg["title"].startswith("系统故障: 11-23 09:15 同时有 12 项作息异常"), msg["title"]
     kinds = sorted(a.kind for a in alerts(rt))
     assert kinds == ["missed_routine"] * 12 + ["system"]
     assert all(

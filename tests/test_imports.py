@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
 from support.web import (
     COMMUNITY,
@@ -30,7 +30,16 @@ from support.web import (
 from werkzeug.test import TestResponse
 
 from monitor.clock import SimulatedClock
-from monitor.models import AppSetting, AuditEntry, Device, Event, Person, Resident, Routine
+from monitor.models import (
+    AppSetting,
+    AuditEntry,
+    Device,
+    Event,
+    Person,
+    Resident,
+    Routine,
+    User,
+)
 from monitor.runtime import Runtime
 
 INDEX = "/admin/import/"
@@ -151,6 +160,40 @@ def test_a_sheet_with_problems_previews_every_row_and_saves_nothing(
     resp = confirm(admin, key, page)
     assert resp.status_code == 400
     assert residents(rt) == before
+
+
+def test_problems_are_shown_in_the_admins_language(rt: Runtime) -> None:
+    """The same problems as above, for an admin who reads Chinese: every message and its
+    place are translated; the values from the file and its paths stay as written."""
+    with rt.sessions.begin() as s:
+        s.execute(update(User).where(User.username == "admin").values(language="zh-CN"))
+    admin = signed_in(web_app(rt), "admin")
+    _key, page = preview_of(admin, upload(admin, BAD))
+    text = visible(page)
+    assert "第 3 行，name 列：为空" in text
+    assert '第 3 行，curtain_open 列："25:00" 不是时间（应写成 "HH:MM"，00:00 至 23:59）' in text
+    assert "is empty" not in text and "is not a time" not in text
+
+    yaml_text = COMMUNITY.replace('end: "22:30"', 'end: "25:00"').replace(
+        "building:", "bulding:", 1
+    )
+    _key, page = preview_of(admin, upload(admin, yaml_text, "community.yaml", INDEX + "community"))
+    text = visible(page)
+    assert (
+        'residents[0].routines[1].end："25:00" 不是时间（应写成 "HH:MM"，00:00 至 23:59）' in text
+    )
+    assert "residents[0].bulding：未知的字段（可用的字段：id, name, building," in text
+    assert "residents[0].building：缺少此项" in text
+
+    # Columns as row 1 names them; a path inside a message becomes its column too.
+    chinese = '编号,姓名,楼栋,窗帘\nr-401,,4,"c-1, c-1"\n'
+    text = visible(preview_of(admin, upload(admin, chinese))[1])
+    assert "第 2 行，姓名 列：为空" in text
+    assert '第 2 行，窗帘 列：设备编号 "c-1" 已被 窗帘 列 使用' in text
+
+    header = "id,name,building,floor\nr-401,Qian Lan,4,3\n"
+    _key, page = preview_of(admin, upload(admin, header))
+    assert '第 D 列 "floor"：未知的列（可用的列：id, name, building,' in visible(page)
 
 
 def test_a_good_sheet_imports_after_the_preview_and_the_ingestor_knows_it(

@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from support.receiver import Receiver, receiver
 from support.watch import alerts, local
+from support.web import PASSWORD, signed_in, visible, web_app
 
 from alerts.lifecycle import claim, resolve
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Delivery
 from monitor.runtime import Runtime
+from monitor.users import create_user
 from sensors.ingest import Message
 
 DAY = "2026-11-23"
@@ -141,6 +143,20 @@ def test_failing_channel_is_retried_then_shown_as_a_delivery_problem(
         statuses = sorted((d.person_id, d.channel, d.status, d.attempts) for d in s.query(Delivery))
     assert statuses == [("v-li", 0, "gave_up", 4), ("v-li", 1, "sent", 1)]
     assert len(rx.to("v-li")) == 1  # never repeated
+
+    # Staff see it on the alert, by the person's name, in their own language.
+    with rt.sessions.begin() as s:
+        for name, language in (("chen", "zh-CN"), ("admin", "en")):
+            create_user(s, name, PASSWORD, "staff", t, person_id=None, language=language)
+    app = web_app(rt)
+    said = {
+        "chen": "消息发送出现问题：经 json 发给 Li Ming，试了 4 次仍未送达",
+        "admin": "Delivery problem: could not reach Li Ming via json after 4 tries",
+    }
+    for name, text in said.items():
+        client = signed_in(app, name)
+        for page in ("/alerts/", f"/alerts/{a.id}"):
+            assert text in visible(client.get(page)), (name, page)
 
 
 def test_device_alerts_go_to_staff_only(rt: Runtime, rx: Receiver) -> None:

@@ -169,6 +169,29 @@ def test_link_from_a_notification_opens_the_page_in_the_persons_language(
     assert "窗帘未按时拉开" in text and "我去看看" in text and "还没有人认领" in text
 
 
+def test_an_alerts_detail_is_in_the_persons_language_and_local_time(
+    rt: Runtime, app: Flask, client: FlaskClient
+) -> None:
+    """A dead sensor's alert says since when, in the reader's words and the resident's
+    zone (09:15 in Shanghai is 01:15 UTC)."""
+    assert isinstance(rt.clock, SimulatedClock)
+    heard = rt.clock.now()  # MISSED: the curtain reports its battery, then falls silent
+    body = json.dumps({"position": 0, "battery": 90}).encode()
+    rt.ingestor.process([Message("zigbee2mqtt/curtain-301", body, heard.astimezone(UTC))])
+    rt.clock.set(heard + timedelta(hours=25, minutes=1))
+    rt.engine.check_devices()
+    [dead] = alerts(rt, kind="device_offline")
+    assert dead.detail == "silent since 2026-11-23 01:15 UTC"  # the English text kept
+    key = app.config["LINK_KEY"]
+    for person, said in (
+        ("v-wu", "自 11-23 09:15 起未再上报"),
+        ("v-li", "silent since 11-23 09:15"),
+    ):
+        text = visible(client.get(f"/m/{make_link_token(key, person, dead.id, rt.clock.now())}"))
+        assert said in text, text
+        assert "01:15" not in text
+
+
 def test_claim_from_the_phone_stops_escalation(
     rt: Runtime, client: FlaskClient, rx: Receiver
 ) -> None:

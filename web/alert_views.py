@@ -47,7 +47,7 @@ from alerts.queue import (
 )
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from monitor.access import Scope
-from web.app import community_zone, get_runtime
+from web.app import community_zone, get_runtime, said
 from web.auth import scope
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
@@ -368,7 +368,7 @@ def story(a: AlertLine) -> list[StoryLine]:
                     name=actor_label(a.resolved_by, a.resolved_by_name),
                     outcome=outcome_label(a.outcome),
                 ),
-                note=a.note or "",
+                note=said(a.note_message, a.note or ""),
             )
         )
     return sorted(lines, key=lambda line: line.at)

@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g, request, session
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -19,6 +19,7 @@ from alerts.tokens import LINK_MAX_AGE
 from monitor import day_marks
 from monitor.appsettings import secret_key
 from monitor.clock import SystemClock
+from monitor.messages import Local, Message, say
 from monitor.runtime import Runtime
 from web.extensions import babel, csrf, limiter, login_manager
 
@@ -107,6 +108,7 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
         app.register_blueprint(bp)
 
     app.jinja_env.filters["local"] = local_time
+    app.jinja_env.filters["said"] = said
     app.context_processor(_page_context)
     return app
 
@@ -134,9 +136,21 @@ def local_time(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
     return format_datetime(value, fmt)
 
 
+def said(message: Message | None, english: str = "", local: Local = local_time) -> str:
+    """A message kept by the domain (monitor.messages) in the reader's language, its times
+    by `local` (default: the community's zone); `english` when there is none (older rows)
+    or when a stored one cannot be said."""
+    if message is None:
+        return english
+    try:
+        return say(gettext, message, local)
+    except (KeyError, ValueError, TypeError):
+        return english
+
+
 def _locale() -> str:
     if current_user and current_user.is_authenticated and current_user.language:
-        return _babel_locale(current_user.language)
+        return babel_locale(current_user.language)
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
@@ -144,7 +158,7 @@ def _locale() -> str:
     return "en" if best == "en" else "zh_CN"
 
 
-def _babel_locale(language: str) -> str:
+def babel_locale(language: str) -> str:
     """People's languages are stored as in the community file (zh-CN, en)."""
     return "en" if language.lower().startswith("en") else "zh_CN"
 

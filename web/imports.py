@@ -19,6 +19,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from monitor.messages import Problem
 from monitor.models import AuditEntry
 from monitor.spreadsheet import (
     COLUMNS,
@@ -40,6 +41,13 @@ from web.auth import admin_required, scope
 from web.extensions import csrf
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
+
+
+@bp.app_template_filter("problem")
+def problem_text(problem: Problem | str) -> str:
+    """A problem found in an uploaded file, in the reader's language."""
+    return problem.translated(_) if isinstance(problem, Problem) else problem
+
 
 # Room for the form fields and multipart boundaries around a file of MAX_BYTES.
 _BODY_SLACK = 64 * 1024

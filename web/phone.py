@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import force_locale
 from werkzeug.wrappers import Response
 
 from alerts.tokens import (
@@ -34,7 +35,7 @@ from alerts.tokens import (
 )
 from monitor.models import Person
 from web import forms
-from web.app import get_runtime
+from web.app import babel_locale, get_runtime, said
 
 bp = Blueprint("phone", __name__, url_prefix="/m")
 
@@ -268,11 +269,16 @@ def _page(token: str, v: AlertView, **form: str) -> str:
         status = t[key].format(name=v.claimed_by_name or "-", at=at(v.claimed_at))
     else:
         status = t["status_open"]
+    with force_locale(babel_locale(v.language)):
+        detail = said(v.detail_message, v.detail, at)
+        note = said(v.note_message, v.note or "", at)
     return render_template(
         "phone/alert.html",
         lang=v.language,
         t=t,
         v=v,
+        detail=detail,
+        resolution_note=note,
         since=f"{at(v.since)} ({ago})",
         status=status,
         outcomes=[(o, t[f"outcome_{o}"]) for o in OUTCOMES],
