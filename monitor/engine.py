@@ -33,6 +33,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from monitor.clock import Clock
 from monitor.db import dialect_insert_for
+from monitor.many_rows import ManyRows
 from monitor.messages import N_, Message, instant
 from monitor.models import (
     OPEN_STATUSES,
@@ -52,6 +53,14 @@ D = table(Device)
 S = table(Settlement)
 AW = table(AwayPeriod)
 AL = table(Alert)
+
+# Re-arm inactivity after activity: the routine's next check moves to last activity + hours.
+_REARM = ManyRows(
+    update(R)
+    .where(R.c.id == bindparam("rid"))
+    .values(next_due_at=bindparam("due"), window_date=bindparam("day")),
+    ("rid", "due", "day"),
+)
 
 BATTERY_SILENCE = timedelta(hours=25)  # zigbee2mqtt counts battery devices offline after this
 NEVER_SEEN_GRACE = timedelta(hours=25)
@@ -247,14 +256,10 @@ class Engine:
         ):
             due_at = last_activity[resident_id] + timedelta(hours=hours or 0)
             if due_at > now and (next_due is None or due_at > next_due):
-                rearm.append({"rid": rid, "due": due_at, "day": local_date(due_at, ZoneInfo(tz))})
+                rearm.append((rid, due_at, local_date(due_at, ZoneInfo(tz))))
         if rearm:
-            session.execute(
-                update(R)
-                .where(R.c.id == bindparam("rid"))
-                .values(next_due_at=bindparam("due"), window_date=bindparam("day")),
-                rearm,
-            )
+            # Once per stored event in a busy batch: without SQLAlchemy's per-row assembly.
+            _REARM.execute(session, rearm)
 
         open_alerts = session.execute(
             select(AL.c.resident_id, AL.c.kind, AL.c.cause, R.c.match_kind, R.c.match_value)
