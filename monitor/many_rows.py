@@ -99,7 +99,9 @@ def sqlite_utc(value: datetime) -> str:
     if value is last[0]:
         return last[1]
     if value.tzinfo is UTC:  # the clock's times and what the database gave back
-        text = value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
+        # Formatted by hand: an aware isoformat() costs a third more (its offset).
+        v = value
+        text = _TEXT % (v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
     else:
         offset = value.utcoffset()
         if offset is None:
@@ -110,6 +112,7 @@ def sqlite_utc(value: datetime) -> str:
 
 
 _last_utc: tuple[datetime | None, str] = (None, "")
+_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
 
 def _agrees(proc: _Processor | None) -> bool:
