@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.messages import Local, Message, say, translator
+from monitor.messages import Local, Message, say_or, translator
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,4 @@ def render(facts: AlertFacts, language: str, link: str | None) -> tuple[str, str
 
 
 def _detail(facts: AlertFacts, language: str, local: Local) -> str:
-    if facts.detail_message is None:
-        return facts.detail
-    try:
-        return say(translator(language), facts.detail_message, local)
-    except (KeyError, ValueError, TypeError):
-        return facts.detail
+    return say_or(translator(language), facts.detail_message, facts.detail, local)

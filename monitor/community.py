@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from monitor.messages import N_, VERBATIM, Problem, english
+from monitor.messages import N_, VERBATIM, MessageError, Problem
 
 DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
 WINDOW_KINDS = ("curtain_open", "curtain_close", "light_on", "door", "activity")
@@ -176,13 +176,9 @@ def check_community(raw: Any) -> CommunitySpec:
     return spec
 
 
-class Unparsable(ValueError):
+class Unparsable(MessageError):
     """A value that is not what it should be; `what` says so as a Message, its English
     text is the exception's."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        self.what = (msgid, params)
-        super().__init__(english(self.what))
 
 
 def parse_time(value: Any) -> time:

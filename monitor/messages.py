@@ -64,11 +64,27 @@ def say(gettext: Translate, message: Message, local: Local) -> str:
     return gettext(msgid, **shown)
 
 
+def say_or(gettext: Translate, message: Message | None, fallback: str, local: Local) -> str:
+    """`message` said as `say` does; `fallback` (its stored English) when there is none
+    (rows from before messages were kept) or when a stored one cannot be said."""
+    if message is None:
+        return fallback
+    try:
+        return say(gettext, message, local)
+    except (KeyError, ValueError, TypeError):
+        return fallback
+
+
+def catalogue_locale(language: str) -> str:
+    """The catalogue for a person's language as stored (zh-CN, en): English for "en…",
+    zh-CN for any other (the only catalogue there is)."""
+    return "en" if language.lower().startswith("en") else "zh_CN"
+
+
 def translator(language: str) -> Translate:
     """gettext of the web's compiled catalogue for a person's language, for what is said
-    outside a request (notifications): English for "en…", zh-CN for any other (the only
-    catalogue there is); English text if the catalogue is missing."""
-    return _catalogue("en" if language.lower().startswith("en") else "zh_CN")
+    outside a request (notifications); English text if the catalogue is missing."""
+    return _catalogue(catalogue_locale(language))
 
 
 @cache
@@ -97,6 +113,21 @@ def load(text: str | None) -> Message | None:
     except (ValueError, TypeError):
         return None
     return (msgid, params) if isinstance(msgid, str) and isinstance(params, dict) else None
+
+
+class MessageError(ValueError):
+    """An error whose text is English (logs, the CLI) and whose `what` is the same as a
+    Message, for a page to say in its reader's language."""
+
+    def __init__(self, msgid: str, **params: Any) -> None:
+        self.what: Message = (msgid, params)
+        super().__init__(english(self.what))
+
+
+def about(where: str, what: Message) -> Message:
+    """`what`, said to be about `where` (a path in a file, a topic, a device), which is
+    shown as written."""
+    return _placed((VERBATIM, {"text": where}), what)
 
 
 class Problem(str):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from monitor.messages import N_, VERBATIM, Message, english
+from monitor.messages import MessageError, about
 
 READING_KINDS = (
     "contact",
@@ -42,19 +41,16 @@ class Reading:
     device_kind: str | None = None
 
 
-class PayloadError(ValueError):
+class PayloadError(MessageError):
     """Payload on a known topic family that cannot be decoded. Its text is the precise
-    reason in English (the dead-letter table's `error`); `what` is the same as a Message
-    (monitor.messages), for the devices page to say in its reader's language."""
-
-    def __init__(self, msgid: str, **params: Any) -> None:
-        self.what: Message = (msgid, params)
-        super().__init__(english(self.what))
+    reason in English (the dead-letter table's `error`); `what` is the same as a Message,
+    for the devices page to say in its reader's language."""
 
     @classmethod
     def on(cls, where: str, problem: PayloadError) -> PayloadError:
         """`problem`, said to be about `where` (a topic, a device)."""
-        return cls(N_("%(where)s: %(what)s"), where=(VERBATIM, {"text": where}), what=problem.what)
+        msgid, params = about(where, problem.what)
+        return cls(msgid, **params)
 
 
 class IgnoredTopic(Exception):

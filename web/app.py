@@ -19,7 +19,7 @@ from alerts.tokens import LINK_MAX_AGE
 from monitor import day_marks
 from monitor.appsettings import secret_key
 from monitor.clock import SystemClock
-from monitor.messages import Local, Message, say
+from monitor.messages import Local, Message, catalogue_locale, say_or
 from monitor.runtime import Runtime
 from web.extensions import babel, csrf, limiter, login_manager
 
@@ -140,27 +140,17 @@ def said(message: Message | None, english: str = "", local: Local = local_time) 
     """A message kept by the domain (monitor.messages) in the reader's language, its times
     by `local` (default: the community's zone); `english` when there is none (older rows)
     or when a stored one cannot be said."""
-    if message is None:
-        return english
-    try:
-        return say(gettext, message, local)
-    except (KeyError, ValueError, TypeError):
-        return english
+    return say_or(gettext, message, english, local)
 
 
 def _locale() -> str:
     if current_user and current_user.is_authenticated and current_user.language:
-        return babel_locale(current_user.language)
+        return catalogue_locale(current_user.language)
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
     best = request.accept_languages.best_match(["zh-CN", "zh", "en"], "zh-CN")
     return "en" if best == "en" else "zh_CN"
-
-
-def babel_locale(language: str) -> str:
-    """People's languages are stored as in the community file (zh-CN, en)."""
-    return "en" if language.lower().startswith("en") else "zh_CN"
 
 
 def _timezone() -> str:

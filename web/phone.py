@@ -33,9 +33,10 @@ from alerts.tokens import (
     resolve_by_link,
     view,
 )
+from monitor.messages import catalogue_locale
 from monitor.models import Person
 from web import forms
-from web.app import babel_locale, get_runtime, said
+from web.app import get_runtime, said
 
 bp = Blueprint("phone", __name__, url_prefix="/m")
 
@@ -269,7 +270,7 @@ def _page(token: str, v: AlertView, **form: str) -> str:
         status = t[key].format(name=v.claimed_by_name or "-", at=at(v.claimed_at))
     else:
         status = t["status_open"]
-    with force_locale(babel_locale(v.language)):
+    with force_locale(catalogue_locale(v.language)):
         detail = said(v.detail_message, v.detail, at)
         note = said(v.note_message, v.note or "", at)
     return render_template(
