@@ -29,6 +29,7 @@ from support.postgres import PostgresCluster, find_postgres_bindir
 from support.requirements import require
 
 from monitor.db import make_engine, upgrade
+from sensors.ingest import BATCH_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUED = 5000  # well above mosquitto's default max_queued_messages of 1000
@@ -259,6 +260,12 @@ def test_shipped_conf_keeps_queued_messages(name: str) -> None:
     assert settings["max_queued_messages"] == [str(BROKER_DEFAULTS["max_queued_messages"])]
     assert settings["max_queued_bytes"] == [str(BROKER_DEFAULTS["max_queued_bytes"])]
     assert settings["max_inflight_messages"] == [str(BROKER_DEFAULTS["max_inflight_messages"])]
+
+
+def test_the_in_flight_window_holds_two_batches() -> None:
+    # With acknowledgement on commit, a broker that keeps to its window strictly sends the
+    # next batch only while the last one commits if the window holds both.
+    assert BROKER_DEFAULTS["max_inflight_messages"] == 2 * BATCH_SIZE
 
 
 @pytest.mark.broker

@@ -50,8 +50,9 @@ BROKER_DEFAULTS: dict[str, ConfValue] = {
     "max_queued_messages": 0,
     "max_queued_bytes": 256 * 1024 * 1024,
     # Outgoing QoS 1/2 messages in flight per client (default 20). For MQTT 5 clients
-    # it is also the Receive Maximum the broker announces for incoming QoS 1/2.
-    "max_inflight_messages": 4000,
+    # it is also the Receive Maximum the broker announces for incoming QoS 1/2. Twice the
+    # ingestor's batch, as deploy/mosquitto.conf (tests/test_infra.py holds them together).
+    "max_inflight_messages": 8000,
     "log_type": ["error", "warning", "notice", "information"],
     "log_timestamp_format": "%Y-%m-%dT%H:%M:%S",
 }
