@@ -45,7 +45,7 @@ from monitor.models import (
     Settlement,
     table,
 )
-from monitor.windows import local_date, wall_time, window_on
+from monitor.windows import inactivity_due, local_date, wall_time, window_on
 
 R = table(Routine)
 E = table(Event)
@@ -254,7 +254,7 @@ class Engine:
                 R.c.kind == "inactivity", R.c.active, R.c.resident_id.in_(residents)
             )
         ):
-            due_at = last_activity[resident_id] + timedelta(hours=hours or 0)
+            due_at = inactivity_due(last_activity[resident_id], hours or 0)
             if due_at > now and (next_due is None or due_at > next_due):
                 rearm.append((rid, due_at, local_date(due_at, ZoneInfo(tz))))
         if rearm:

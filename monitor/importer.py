@@ -23,7 +23,13 @@ from monitor.models import (
     Settlement,
     UnknownDevice,
 )
-from monitor.windows import first_window_due_after, local_date, next_daily, window_on
+from monitor.windows import (
+    first_window_due_after,
+    inactivity_due,
+    local_date,
+    next_daily,
+    window_on,
+)
 
 FILE_CONSENT = "community-file"
 
@@ -219,7 +225,7 @@ def _schedule(
         routine.window_date = routine.window_start_at = routine.next_due_at = None
     elif x.kind == "inactivity":
         assert x.hours is not None
-        due = now + timedelta(hours=x.hours)
+        due = inactivity_due(now, x.hours)
         routine.window_date, routine.window_start_at, routine.next_due_at = (
             local_date(due, tz),
             None,

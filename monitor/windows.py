@@ -48,6 +48,16 @@ def first_window_due_after(
         day += timedelta(days=1)
 
 
+def inactivity_due(last_activity: datetime, hours: float) -> datetime:
+    """When a resident silent since `last_activity` is overdue: `hours` later, rounded up
+    to the whole minute. The scheduler ticks every 30 s, so that delays no alert by more
+    than a minute, and a resident moving about (a motion sensor reports every few seconds)
+    re-arms the routine once a minute instead of at every event."""
+    due = last_activity + timedelta(hours=hours)
+    past = timedelta(seconds=due.second, microseconds=due.microsecond)
+    return due - past + timedelta(minutes=1) if past else due
+
+
 def local_date(moment: datetime, tz: ZoneInfo) -> date:
     return moment.astimezone(tz).date()
 

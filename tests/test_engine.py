@@ -15,6 +15,7 @@ from support.watch import alerts, settlements
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.runtime import Runtime
+from monitor.windows import inactivity_due
 from sensors.ingest import Message
 
 
@@ -291,6 +292,28 @@ def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url
     # Re-armed by that activity: due again at 00:10 the next night.
     tick_through(rt, wall(tz, "2026-11-25T00:30"))
     assert [x.status for x in alerts(rt)] == ["resolved", "open"]
+
+
+def test_inactivity_is_due_at_the_whole_minute_after_the_silence(db_url: str) -> None:
+    tz = "Asia/Shanghai"
+    rt = home(db_url, tz, "      - {kind: inactivity, hours: 12}", wall(tz, "2026-11-23T07:00"))
+    # Twelve hours after either event is within 20:00-20:01: due at 20:01, not before.
+    feed(rt, wall(tz, "2026-11-23T08:00:37"), ("zigbee2mqtt/door-1", {"contact": False}))
+    feed(rt, wall(tz, "2026-11-23T08:00:52"), ("zigbee2mqtt/door-1", {"contact": True}))
+    tick_through(rt, wall(tz, "2026-11-23T20:00:59"), step=timedelta(seconds=30))
+    assert alerts(rt) == []
+    tick_through(rt, wall(tz, "2026-11-23T20:01:30"), step=timedelta(seconds=30))
+    [a] = alerts(rt)
+    assert (a.kind, a.due_at) == ("inactivity", wall(tz, "2026-11-23T20:01"))
+
+
+def test_inactivity_due_rounds_up_to_the_minute_and_never_down() -> None:
+    at = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    assert inactivity_due(at, 12) == at + timedelta(hours=12)
+    assert inactivity_due(at + timedelta(microseconds=1), 12) == at + timedelta(hours=12, minutes=1)
+    assert inactivity_due(at + timedelta(seconds=59.999999), 0.5) == at + timedelta(minutes=31)
+    late = at + timedelta(seconds=1)
+    assert inactivity_due(late, 1.5) >= late + timedelta(hours=1.5)
 
 
 def test_help_card_raises_at_once_and_repeats_update_the_same_alert(db_url: str) -> None:
