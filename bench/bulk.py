@@ -18,7 +18,7 @@ import json
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from monitor.community import ROUTINE_MATCH, RoutineSpec, load_community
 from monitor.db import make_engine, session_factory, upgrade
 from monitor.importer import apply_community
 from monitor.models import AwayPeriod, Community, Device, Resident, Routine, table
-from monitor.windows import first_window_due_after, local_date
+from monitor.windows import first_window_due_after, inactivity_due, local_date
 
 CHUNK = 5000  # residents per INSERT batch
 
@@ -95,7 +95,7 @@ def routine_columns(x: RoutineSpec, tz_name: str, now: datetime) -> dict[str, An
         cols.update(window_date=None, window_start_at=None, next_due_at=None)
     elif x.kind == "inactivity":
         assert x.hours is not None
-        due = now + timedelta(hours=x.hours)
+        due = inactivity_due(now, x.hours)
         cols.update(window_date=local_date(due, tz), window_start_at=None, next_due_at=due)
     else:
         assert x.start is not None and x.end is not None
