@@ -374,8 +374,8 @@ def _devices(scope: Scope) -> Any:
     """Devices offline at :now, by the same rule as the engine's device_offline alert
     (reported offline, silent past `alive_until`, or never heard from since :stale), and
     door devices that changed between :midnight and :now: each door event changes its
-    door's state, so the last one's time is its state_at (a door moved to another resident
-    today takes its time along). Rows (resident, kind, offline?, state_at)."""
+    door's state, so the last one's time is its state_at (cleared when the door moves to
+    another resident). Rows (resident, kind, offline?, state_at)."""
     now = _param("now", D.c.last_seen)
     offline = offline_rule(now, _param("stale", D.c.created_at))
     door_today = and_(

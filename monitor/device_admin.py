@@ -477,7 +477,9 @@ def change_kind(session: Session, device_id: str, kind: str, actor: str, now: da
 def move_device(
     session: Session, device_id: str, resident_id: str, actor: str, now: datetime
 ) -> Device:
-    """Give a device to another resident. Its events so far stay with the old resident."""
+    """Give a device to another resident. Its events so far stay with the old resident, and
+    so does the time of its last change: the new resident's board shows no door time from
+    someone else's home (the state itself is still what the device last said)."""
     device = _device(session, device_id)
     resident = _active_resident(session, resident_id)
     if device.resident_id == resident.id:
@@ -486,7 +488,7 @@ def move_device(
         )
     old = device.resident_id
     _close_device_alerts(session, device_id, old, "device_moved", actor, now)
-    device.resident_id = resident.id
+    device.resident_id, device.state_at = resident.id, None
     record(session, actor, "device.move", device_id, f"{old} -> {resident.id}", now)
     session.flush()
     return device

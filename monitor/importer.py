@@ -174,6 +174,9 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
         elif device.kind != d.kind:
             # A value of the old kind means nothing for the new one, nor does its time.
             device.state, device.state_at = None, None
+        elif device.resident_id != spec.id:
+            # Moved: the time of its last change belongs to the old home (as move_device).
+            device.state_at = None
         device.resident_id, device.kind, device.light_threshold = spec.id, d.kind, d.light_threshold
         session.add(device)
 

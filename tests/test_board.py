@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
@@ -22,6 +23,7 @@ from support.web import (
     advance,
     feed,
     local,
+    post_form,
     signed_in,
     visible,
     web_app,
@@ -112,6 +114,33 @@ def test_tiles_follow_a_morning_of_real_readings(db_url: str) -> None:
     # window is still waiting.
     assert "Waiting for the door to be used" in tile_text(page, "r-501")
     assert "0 of 1 checks passed today" in tile_text(page, "r-302")
+
+
+@pytest.mark.parametrize("how", ["admin page", "community file"])
+def test_a_moved_door_brings_no_door_time_from_its_old_home(db_url: str, how: str) -> None:
+    rt = web_runtime(db_url, start="06:30")
+    client = signed_in(web_app(rt), "staff")
+    feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:40")
+    assert "Door 06:40" in tile_text(board(client), "r-301")
+
+    rt.clock.set(local(DAY, "07:00"))
+    if how == "admin page":
+        resp = post_form(
+            client,
+            "/admin/devices/move",
+            {"device_id": "door-301", "resident_id": "r-501", "back_to": "r-301"},
+            "/admin/residents/r-301",
+        )
+        assert resp.status_code == 303
+    else:  # the two doors swap homes
+        swapped = COMMUNITY.replace("id: door-301,", "id: door-x,").replace(
+            "id: door-501,", "id: door-301,"
+        )
+        rt.import_community(swapped.replace("id: door-x,", "id: door-501,"))
+    # 06:40 happened at r-301's door: r-501 has not used a door today.
+    assert "Door" not in tile_text(board(client), "r-501")
+    feed(rt, "zigbee2mqtt/door-301", {"contact": True}, "07:10")
+    assert "Door 07:10" in tile_text(board(client), "r-501")
 
 
 def test_window_past_due_stays_amber_until_the_engine_settles_it(db_url: str) -> None:
