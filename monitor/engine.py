@@ -54,7 +54,7 @@ S = table(Settlement)
 AW = table(AwayPeriod)
 AL = table(Alert)
 
-# Re-arm inactivity after activity: the routine's next check moves to last activity + hours.
+# Re-arm inactivity after activity: the routine's next check moves to inactivity_due().
 _REARM = ManyRows(
     update(R)
     .where(R.c.id == bindparam("rid"))

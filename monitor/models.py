@@ -167,7 +167,7 @@ class Routine(Base):
     """A window with an expectation. `next_due_at` is when the current window (local date
     `window_date`, opening at `window_start_at`) is settled; `match_kind`/`match_value` say
     which event satisfies it (NULL = any). Inactivity routines are due `hours` after the last
-    activity and have no window date."""
+    activity (to the minute: windows.inactivity_due) and have no window date."""
 
     __tablename__ = "routines"
     __table_args__ = (UniqueConstraint("resident_id", "slot"),)

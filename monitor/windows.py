@@ -53,7 +53,7 @@ def inactivity_due(last_activity: datetime, hours: float) -> datetime:
     to the whole minute. The scheduler ticks every 30 s, so that delays no alert by more
     than a minute, and a resident moving about (a motion sensor reports every few seconds)
     re-arms the routine once a minute instead of at every event."""
-    due = last_activity + timedelta(hours=hours)
+    due = last_activity.astimezone(UTC) + timedelta(hours=hours)  # elapsed time, not wall time
     past = timedelta(seconds=due.second, microseconds=due.microsecond)
     return due - past + timedelta(minutes=1) if past else due
 

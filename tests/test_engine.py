@@ -314,6 +314,9 @@ def test_inactivity_due_rounds_up_to_the_minute_and_never_down() -> None:
     assert inactivity_due(at + timedelta(seconds=59.999999), 0.5) == at + timedelta(minutes=31)
     late = at + timedelta(seconds=1)
     assert inactivity_due(late, 1.5) >= late + timedelta(hours=1.5)
+    # Hours elapsed, not hours on the wall clock: New York falls back at 02:00 on 11-01.
+    evening = datetime(2026, 10, 31, 13, 59, 30, tzinfo=ZoneInfo("America/New_York"))
+    assert inactivity_due(evening, 12) == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 
 
 def test_help_card_raises_at_once_and_repeats_update_the_same_alert(db_url: str) -> None:
