@@ -15,6 +15,7 @@ from sqlalchemy import String, bindparam, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
+from monitor.access import SYSTEM_ACTOR
 from monitor.db import dialect_insert_for, won
 from monitor.engine import Finding, routine_cause
 from monitor.messages import dump, english
@@ -30,7 +31,6 @@ SEVERITY = {
     "low_battery": "info",
     "system": "critical",
 }
-SYSTEM_ACTOR = "curtainwatch"
 RETURNED = (AL.c.resident_id, AL.c.cause, AL.c.id, AL.c.repeats)
 
 

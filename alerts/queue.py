@@ -21,9 +21,9 @@ from sqlalchemy import ColumnElement, Select, and_, func, literal, select, true
 from sqlalchemy.orm import Session
 
 from alerts import lifecycle
-from alerts.lifecycle import CLAIM_TIMEOUT, SYSTEM_ACTOR
+from alerts.lifecycle import CLAIM_TIMEOUT
 from alerts.tokens import NOTE_MAX, OUTCOMES
-from monitor.access import Scope
+from monitor.access import SYSTEM_ACTOR, Scope
 from monitor.messages import Message, load
 from monitor.models import (
     OPEN_STATUSES,
@@ -48,7 +48,14 @@ N = table(AlertNote)
 KINDS = ("help", "missed_routine", "inactivity", "device_offline", "low_battery", "system")
 # Outcomes curtainwatch records by itself (a late check-in, a sensor back); people choose
 # from alerts.tokens.OUTCOMES only.
-SYSTEM_OUTCOMES = ("late", "activity_resumed", "back_online", "battery_replaced")
+SYSTEM_OUTCOMES = (
+    "late",
+    "activity_resumed",
+    "back_online",
+    "battery_replaced",
+    "device_moved",
+    "device_removed",
+)
 ALL_OUTCOMES = OUTCOMES + SYSTEM_OUTCOMES
 PER_PAGE = 50
 QUEUE_LIMIT = 500

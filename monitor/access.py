@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from monitor.models import Person, Resident, User
 
 STAFF_ROLES = ("admin", "staff")
+# The actor of what curtainwatch does by itself (resolving an alert the facts answered).
+SYSTEM_ACTOR = "curtainwatch"
 
 
 @dataclass(frozen=True)

@@ -374,14 +374,15 @@ def _devices(scope: Scope) -> Any:
     """Devices offline at :now, by the same rule as the engine's device_offline alert
     (reported offline, silent past `alive_until`, or never heard from since :stale), and
     door devices that changed between :midnight and :now: each door event changes its
-    door's state, so the last one's time is its state_at (cleared when the door moves to
-    another resident). Rows (resident, kind, offline?, state_at)."""
+    door's state, so the last one's time is its state_at (if after the door last moved to
+    its resident). Rows (resident, kind, offline?, state_at)."""
     now = _param("now", D.c.last_seen)
     offline = offline_rule(now, _param("stale", D.c.created_at))
     door_today = and_(
         D.c.kind == "door",
         D.c.state_at >= _param("midnight", D.c.state_at),
         D.c.state_at <= _param("now", D.c.state_at),
+        or_(D.c.moved_at.is_(None), D.c.state_at >= D.c.moved_at),
     )
     return select(D.c.resident_id, D.c.kind, offline, type_coerce(D.c.state_at, DateTime())).where(
         or_(offline, door_today), scope.residents(D.c.resident_id)

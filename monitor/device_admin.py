@@ -372,14 +372,35 @@ def _close_device_alerts(
             Alert.cause.in_([f"{k}:{device_id}" for k in DEVICE_ALERT_KINDS]),
             Alert.status != "resolved",
         )
-        .values(
-            status="resolved",
-            resolved_at=now,
-            resolved_by=actor[:64],
-            outcome=outcome,
-            next_escalation_at=None,
-        )
+        .values(_resolved(outcome, actor, now))
     )
+
+
+def _resolved(outcome: str, actor: str, now: datetime) -> dict[str, Any]:
+    return {
+        "status": "resolved",
+        "resolved_at": now,
+        "resolved_by": actor[:64],
+        "outcome": outcome,
+        "next_escalation_at": None,
+    }
+
+
+def close_departed_device_alerts(session: Session, actor: str, now: datetime) -> None:
+    """After an import: resolve every open device alert whose device no longer belongs to
+    the alert's resident (moved to someone else, or gone from the file), as move_device
+    and remove_device do one at a time. Nothing else would: the engine looks for recovery
+    only among a resident's own devices."""
+    # The alert's device, by primary key: cause is "<kind>:<device id>".
+    named = Device.id == func.substr(Alert.cause, func.length(Alert.kind) + 2)
+    moved = select(Device.id).where(named, Device.resident_id != Alert.resident_id).exists()
+    removed = ~select(Device.id).where(named).exists()
+    for outcome, departed in (("device_moved", moved), ("device_removed", removed)):
+        session.execute(
+            update(Alert)
+            .where(Alert.kind.in_(DEVICE_ALERT_KINDS), Alert.status != "resolved", departed)
+            .values(_resolved(outcome, actor, now))
+        )
 
 
 def assign_unknown(
@@ -477,9 +498,9 @@ def change_kind(session: Session, device_id: str, kind: str, actor: str, now: da
 def move_device(
     session: Session, device_id: str, resident_id: str, actor: str, now: datetime
 ) -> Device:
-    """Give a device to another resident. Its events so far stay with the old resident, and
-    so does the time of its last change: the new resident's board shows no door time from
-    someone else's home (the state itself is still what the device last said)."""
+    """Give a device to another resident. Its events so far stay with the old resident; its
+    state stays what the device last said, but the new resident's board shows no door time
+    from before the move (`moved_at`)."""
     device = _device(session, device_id)
     resident = _active_resident(session, resident_id)
     if device.resident_id == resident.id:
@@ -488,7 +509,7 @@ def move_device(
         )
     old = device.resident_id
     _close_device_alerts(session, device_id, old, "device_moved", actor, now)
-    device.resident_id, device.state_at = resident.id, None
+    device.resident_id, device.moved_at = resident.id, now
     record(session, actor, "device.move", device_id, f"{old} -> {resident.id}", now)
     session.flush()
     return device

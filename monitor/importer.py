@@ -12,7 +12,9 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor import day_marks
+from monitor.access import SYSTEM_ACTOR
 from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
+from monitor.device_admin import close_departed_device_alerts
 from monitor.models import (
     AwayPeriod,
     Community,
@@ -95,6 +97,7 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
         person.digest_at = digest_at
         session.add(person)
     session.flush()
+    close_departed_device_alerts(session, SYSTEM_ACTOR, now)
     return {
         "residents": len(spec.residents),
         "devices": sum(len(r.devices) for r in spec.residents),
@@ -150,6 +153,7 @@ def apply_residents(
         for r in residents:
             _apply_resident(session, r, now)
     session.flush()
+    close_departed_device_alerts(session, SYSTEM_ACTOR, now)
     return {
         "residents": len(residents),
         "devices": sum(len(r.devices) for r in residents),
@@ -175,8 +179,7 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
             # A value of the old kind means nothing for the new one, nor does its time.
             device.state, device.state_at = None, None
         elif device.resident_id != spec.id:
-            # Moved: the time of its last change belongs to the old home (as move_device).
-            device.state_at = None
+            device.moved_at = now  # as move_device
         device.resident_id, device.kind, device.light_threshold = spec.id, d.kind, d.light_threshold
         session.add(device)
 

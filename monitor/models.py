@@ -91,6 +91,8 @@ class Device(Base):
     online: Mapped[bool | None] = mapped_column(Boolean)
     alive_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # When it last moved to another resident: its changes before then were at the old home.
+    moved_at: Mapped[datetime | None]
 
 
 class UnknownDevice(Base):

@@ -34,7 +34,7 @@ from werkzeug.test import TestResponse
 from alerts.lifecycle import claim
 from monitor.access import Scope
 from monitor.board import Facts, OpenAlert, Window, _local_hhmm, compute_board, tile_status
-from monitor.models import Alert, AwayPeriod
+from monitor.models import Alert, AwayPeriod, Device
 from monitor.runtime import Runtime
 from monitor.windows import local_date
 
@@ -139,6 +139,13 @@ def test_a_moved_door_brings_no_door_time_from_its_old_home(db_url: str, how: st
         rt.import_community(swapped.replace("id: door-x,", "id: door-501,"))
     # 06:40 happened at r-301's door: r-501 has not used a door today.
     assert "Door" not in tile_text(board(client), "r-501")
+    # A reading from before the move, arriving late, neither shows nor sets the state back.
+    late = {"kind": "door", "value": "closed", "ts": "2026-11-23T06:35:00+08:00"}
+    feed(rt, "curtainwatch/door-301/event", late, "07:05")
+    assert "Door" not in tile_text(board(client), "r-501")
+    with rt.sessions() as s:
+        door = s.get(Device, "door-301")
+        assert door is not None and (door.state, door.state_at) == ("open", local(DAY, "06:40"))
     feed(rt, "zigbee2mqtt/door-301", {"contact": True}, "07:10")
     assert "Door 07:10" in tile_text(board(client), "r-501")
 

@@ -19,6 +19,7 @@ from monitor.clock import SimulatedClock
 from monitor.community import CommunityError, CommunitySpec, load_community
 from monitor.config import Settings
 from monitor.models import (
+    Alert,
     AwayPeriod,
     Device,
     Event,
@@ -1341,6 +1342,48 @@ def test_a_moved_device_keeps_what_it_reported(
         80.0,
         created.created_at,
     )
+
+
+def test_an_import_resolves_the_device_alerts_of_devices_it_moved_or_removed(
+    db_url: str,
+) -> None:
+    rt = make_runtime(db_url)
+    rt.import_community(FULL)
+    offline = [
+        (f"zigbee2mqtt/{d}/availability", {"state": "offline"})
+        for d in ("door-301", "light-301", "curtain-302")
+    ]
+    feed(rt, local(DAY, "06:00"), *offline)
+    rt.engine.check_devices()
+    # door-301 moves to r-302, light-301 leaves the file, curtain-302 stays where it is.
+    door, light = "      - {id: door-301, kind: door}\n", "      - {id: light-301, kind: light}\n"
+    card = "      - {id: card-302, kind: help}\n"
+    after = FULL.replace(door, "").replace(light, "").replace(card, card + door)
+    after = after.replace('      - {kind: door, start: "06:00", end: "22:00"}\n', "")
+    after = after.replace('      - {kind: light_on, start: "17:30", end: "21:00"}\n', "")
+    rt.clock.set(local(DAY, "06:30"))
+    rt.import_community(after)
+    with rt.sessions() as s:
+        found = {
+            (a.resident_id, a.cause): (a.status, a.outcome, a.resolved_by)
+            for a in s.scalars(select(Alert))
+        }
+    assert found == {
+        ("r-301", "device_offline:door-301"): ("resolved", "device_moved", "curtainwatch"),
+        ("r-301", "device_offline:light-301"): ("resolved", "device_removed", "curtainwatch"),
+        ("r-302", "device_offline:curtain-302"): ("open", None, None),
+    }
+    # The moved door, still offline, is now r-302's to worry about.
+    rt.engine.check_devices()
+    with rt.sessions() as s:
+        assert (
+            s.scalar(
+                select(Alert.status).where(
+                    Alert.resident_id == "r-302", Alert.cause == "device_offline:door-301"
+                )
+            )
+            == "open"
+        )
 
 
 def test_an_unknown_device_is_forgotten_once_assigned(db_url: str) -> None:

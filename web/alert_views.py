@@ -80,6 +80,8 @@ OUTCOME_LABELS = {
     "activity_resumed": _l("Activity resumed"),
     "back_online": _l("Sensor back online"),
     "battery_replaced": _l("Battery replaced"),
+    "device_moved": _l("Sensor moved to another resident"),
+    "device_removed": _l("Sensor removed"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "warning": _l("Warning"), "info": _l("Info")}
 SEVERITY_BADGE = {"critical": "red", "warning": "amber", "info": "grey"}
