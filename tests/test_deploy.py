@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,16 +175,21 @@ def _client(port: int, user: str, password: str, protocol: Any = mqtt.MQTTv311) 
 
 
 def _publish(client: mqtt.Client, topic: str, payload: str) -> None:
-    """Publish at QoS 1 and wait for the broker's PUBACK; once more if the connection
-    dropped in between (a CI run once saw the broker report a bad socket read on a client
-    that had just connected: it reconnects by itself)."""
-    for attempt in range(2):
+    """Publish at QoS 1 and wait for the broker's PUBACK, again after a dropped connection.
+    Mosquitto 2.0 closes the connection of a client that publishes where the ACL forbids
+    (MQTT 3.1.1 allows either that or a PUBACK, [MQTT-3.3.5-2]; its log says "Bad socket
+    read/write on client ...: Unknown error"), and paho reconnects by itself: a client may
+    be between connections when it publishes next."""
+    deadline = time.monotonic() + 20
+    while True:
         wait_for(client.is_connected, timeout=5)
         info = client.publish(topic, payload, qos=1)
-        if info.rc == mqtt.MQTT_ERR_NO_CONN and attempt == 0:
-            continue
-        info.wait_for_publish(5)
-        return
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(5)
+            if info.is_published():
+                return
+        assert time.monotonic() < deadline, f"{topic}: not published ({info.rc})"
+        time.sleep(0.1)
 
 
 @pytest.mark.broker
@@ -210,7 +216,9 @@ def test_broker_refuses_strangers_and_keeps_sensors_to_their_topics(deployed_bro
     reader.on_message = lambda c, u, m: received.append(m.topic)
     subscribed: list[bool] = []
     reader.on_subscribe = lambda *a: subscribed.append(True)
-    # As an instance sharing the work would subscribe (CURTAINWATCH_MQTT_SHARE_GROUP).
+    # As an instance sharing the work would subscribe (CURTAINWATCH_MQTT_SHARE_GROUP); again
+    # after a dropped connection (see _publish), as each session starts clean.
+    reader.on_connect = lambda c, *a: c.subscribe("$share/curtainwatch/#", qos=1)
     reader.subscribe("$share/curtainwatch/#", qos=1)
     wait_for(lambda: subscribed, timeout=5)
     z2m = _client(port, "zigbee2mqtt", PASSWORDS["MQTT_ZIGBEE2MQTT_PASSWORD"])
@@ -228,7 +236,8 @@ def test_broker_refuses_strangers_and_keeps_sensors_to_their_topics(deployed_bro
     for client in (reader, z2m, plug):
         client.disconnect()
         client.loop_stop()
-    assert sorted(received) == ["stat/plug-7/POWER", "zigbee2mqtt/curtain-301", "zigbee2mqtt/last"]
+    # A set: a publish sent again after a dropped connection may arrive twice.
+    assert set(received) == {"stat/plug-7/POWER", "zigbee2mqtt/curtain-301", "zigbee2mqtt/last"}
 
 
 def test_container_command_is_the_documented_one() -> None:
