@@ -6,8 +6,8 @@ Owns the vocabulary shared by `sensors.adapters` (payload -> readings) and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from monitor.messages import MessageError, about
 
@@ -28,9 +28,9 @@ READING_KINDS = (
 DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One fact a payload states about one device."""
+class Reading(NamedTuple):
+    """One fact a payload states about one device. A NamedTuple, not a frozen dataclass: a
+    busy drain makes ~2.5 a message, and a tuple takes less than half the time to make."""
 
     device_id: str
     kind: str  # one of READING_KINDS
