@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Callable
 from datetime import datetime
+from json.scanner import make_scanner
 
 from monitor.messages import N_, Message
 from sensors.readings import DEVICE_KINDS, IgnoredTopic, PayloadError, Reading
@@ -299,11 +300,21 @@ def _text(payload: bytes) -> str:
 
 
 _JSON = json.JSONDecoder()
+# The C scanner under json.loads (typeshed wants a scanner as its context, not a decoder).
+_SCAN: Callable[[str, int], tuple[object, int]] = make_scanner(_JSON)  # type: ignore[arg-type]
 
 
 def _load(text: str) -> object:
+    # Most payloads are one value, no whitespace around it: scanned straight away, the same
+    # value json.loads gives, without its two whitespace matches per call (~0.5 us).
     try:
-        return _JSON.decode(text)  # json.loads without its per-call argument checks
+        value, end = _SCAN(text, 0)
+        if end == len(text):
+            return value
+    except (StopIteration, ValueError, RecursionError):
+        pass  # the full decoder below says what is wrong
+    try:
+        return _JSON.decode(text)
     except RecursionError:
         raise PayloadError(N_("payload is not valid JSON: nested too deeply")) from None
     except ValueError as e:  # JSONDecodeError, and ints over Python's digit limit

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sensors.adapters import MAX_PAYLOAD_BYTES, parse
+from sensors.adapters import MAX_PAYLOAD_BYTES, _load, parse
 from sensors.readings import DEVICE_KINDS, READING_KINDS, IgnoredTopic, PayloadError, Reading
 
 # Modest example counts: the whole file must stay well under 20 s.
@@ -295,3 +295,32 @@ def test_valid_zigbee2mqtt_objects_parse_field_by_field(fields: dict[str, object
         assert reading.value == (
             raw.upper() if isinstance(raw, str) and reading.kind == "state" else raw
         )
+
+
+# -- JSON decoding ------------------------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@FAST
+@given(JSON_VALUES, st.sampled_from(["", " ", "\n", "\t \r\n"]), st.sampled_from(["", " ", "\n"]))
+def test_payload_json_is_what_json_loads_reads(value: object, before: str, after: str) -> None:
+    text = before + json.dumps(value, separators=(",", ":")) + after
+    assert _load(text) == json.loads(text)
+
+
+@FAST
+@given(st.text(alphabet='{}[]":,0123456789.eE+-truefalsn \\x', max_size=30))
+def test_payload_json_fails_where_json_loads_fails(text: str) -> None:
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(PayloadError, match="not valid JSON"):
+            _load(text)
+    else:
+        got = _load(text)
+        assert got == expected or (got != got and expected != expected)  # NaN is not NaN
