@@ -361,36 +361,11 @@ def _device(session: Session, device_id: str) -> Device:
     return device
 
 
-def _close_device_alerts(
-    session: Session, device_id: str, resident_id: str, outcome: str, actor: str, now: datetime
-) -> None:
-    """A device that left a resident can no longer be offline or low for them."""
-    session.execute(
-        update(Alert)
-        .where(
-            Alert.resident_id == resident_id,
-            Alert.cause.in_([f"{k}:{device_id}" for k in DEVICE_ALERT_KINDS]),
-            Alert.status != "resolved",
-        )
-        .values(_resolved(outcome, actor, now))
-    )
-
-
-def _resolved(outcome: str, actor: str, now: datetime) -> dict[str, Any]:
-    return {
-        "status": "resolved",
-        "resolved_at": now,
-        "resolved_by": actor[:64],
-        "outcome": outcome,
-        "next_escalation_at": None,
-    }
-
-
 def close_departed_device_alerts(session: Session, actor: str, now: datetime) -> None:
-    """After an import: resolve every open device alert whose device no longer belongs to
-    the alert's resident (moved to someone else, or gone from the file), as move_device
-    and remove_device do one at a time. Nothing else would: the engine looks for recovery
-    only among a resident's own devices."""
+    """Resolve every open device alert whose device no longer belongs to the alert's
+    resident: moved to someone else, or gone (from the devices page or an import). A device
+    that left a resident can no longer be offline or low for them, and nothing else would
+    resolve it: the engine looks for recovery only among a resident's own devices."""
     # The alert's device, by primary key: cause is "<kind>:<device id>".
     named = Device.id == func.substr(Alert.cause, func.length(Alert.kind) + 2)
     moved = select(Device.id).where(named, Device.resident_id != Alert.resident_id).exists()
@@ -399,7 +374,13 @@ def close_departed_device_alerts(session: Session, actor: str, now: datetime) ->
         session.execute(
             update(Alert)
             .where(Alert.kind.in_(DEVICE_ALERT_KINDS), Alert.status != "resolved", departed)
-            .values(_resolved(outcome, actor, now))
+            .values(
+                status="resolved",
+                resolved_at=now,
+                resolved_by=actor[:64],
+                outcome=outcome,
+                next_escalation_at=None,
+            )
         )
 
 
@@ -508,10 +489,10 @@ def move_device(
             "resident_id", N_("%(id)s already belongs to this resident."), id=device_id
         )
     old = device.resident_id
-    _close_device_alerts(session, device_id, old, "device_moved", actor, now)
     device.resident_id, device.moved_at = resident.id, now
     record(session, actor, "device.move", device_id, f"{old} -> {resident.id}", now)
     session.flush()
+    close_departed_device_alerts(session, actor, now)
     return device
 
 
@@ -519,7 +500,6 @@ def remove_device(session: Session, device_id: str, actor: str, now: datetime) -
     """Take a device away. Its past events stay; its readings from now on make it an
     unknown device again."""
     device = _device(session, device_id)
-    _close_device_alerts(session, device_id, device.resident_id, "device_removed", actor, now)
     record(
         session,
         actor,
@@ -530,6 +510,7 @@ def remove_device(session: Session, device_id: str, actor: str, now: datetime) -
     )
     session.execute(delete(Device).where(Device.id == device_id))
     session.flush()
+    close_departed_device_alerts(session, actor, now)
 
 
 def residents_for_select(session: Session) -> list[tuple[str, str, str, str]]:

@@ -222,6 +222,30 @@ def test_devices_change_kind_move_and_go(rt: Runtime) -> None:
     assert _audit(rt, "device.remove")[0].target == "card-301"
 
 
+def test_moving_or_removing_a_device_resolves_its_alerts_for_the_old_resident(
+    rt: Runtime,
+) -> None:
+    for device in ("door-301", "card-301", "curtain-302"):
+        feed(rt, f"zigbee2mqtt/{device}/availability", {"state": "offline"}, "05:00")
+    rt.engine.check_devices()
+    client = signed_in(web_app(rt), "staff")
+    page = "/admin/residents/r-301"
+    post_form(
+        client,
+        "/admin/devices/move",
+        {"device_id": "door-301", "resident_id": "r-302", "back_to": "r-301"},
+        page,
+    )
+    post_form(client, "/admin/devices/remove", {"device_id": "card-301", "back_to": "r-301"}, page)
+    with rt.sessions() as s:
+        found = {(a.resident_id, a.cause): (a.status, a.outcome) for a in s.scalars(select(Alert))}
+    assert found == {
+        ("r-301", "device_offline:door-301"): ("resolved", "device_moved"),
+        ("r-301", "device_offline:card-301"): ("resolved", "device_removed"),
+        ("r-302", "device_offline:curtain-302"): ("open", None),
+    }
+
+
 def test_adding_a_device_that_exists_says_where_it_is(rt: Runtime) -> None:
     client = signed_in(web_app(rt), "staff")
     resp = post_form(
