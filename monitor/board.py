@@ -51,6 +51,7 @@ from monitor.models import (
     Person,
     Resident,
     Routine,
+    Schedule,
     Settlement,
     table,
 )
@@ -64,6 +65,7 @@ D = table(Device)
 E = table(Event)
 R = table(Routine)
 S = table(Settlement)
+SC = table(Schedule)
 P = table(Person)
 
 # Most urgent first: the order of the filter bar and of the counts.
@@ -391,32 +393,35 @@ def _devices(scope: Scope) -> Any:
 
 def _waiting(scope: Scope) -> Any:
     """Windows that have begun (their window_start_at is past) with no matching event in
-    them yet: the routine's current window, whatever its date, so a window that crosses
-    midnight still counts, and one overdue but not yet settled stays visible."""
-    now = _param("now", R.c.window_start_at)
+    them yet: the routine's current window (its schedule's), whatever its date, so a
+    window that crosses midnight still counts, and one overdue but not yet settled stays
+    visible."""
+    now = _param("now", SC.c.window_start_at)
     matched = exists().where(
         E.c.resident_id == R.c.resident_id,
-        E.c.ts >= R.c.window_start_at,
-        E.c.ts < R.c.next_due_at,
+        E.c.ts >= SC.c.window_start_at,
+        E.c.ts < SC.c.next_due_at,
         E.c.ts <= now,
         or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
         or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
     )
-    return select(
-        R.c.resident_id,
-        R.c.kind,
-        # Plain DateTime (naive UTC, made aware by the caller): UTCDateTime's Python-level
-        # hook costs more than the rest of a row, and there can be a row per resident.
-        type_coerce(R.c.window_start_at, DateTime()),
-        type_coerce(R.c.next_due_at, DateTime()),
-    ).where(
-        R.c.active,
-        R.c.kind.not_in(UNWINDOWED),
-        R.c.window_start_at.is_not(None),
-        R.c.next_due_at.is_not(None),
-        R.c.window_start_at <= now,
-        ~matched,
-        scope.residents(R.c.resident_id),
+    return (
+        select(
+            R.c.resident_id,
+            R.c.kind,
+            # Plain DateTime (naive UTC, made aware by the caller): UTCDateTime's Python-level
+            # hook costs more than the rest of a row, and there can be a row per resident.
+            type_coerce(SC.c.window_start_at, DateTime()),
+            type_coerce(SC.c.next_due_at, DateTime()),
+        )
+        .select_from(R.join(SC, SC.c.id == R.c.schedule_id))
+        .where(
+            R.c.active,
+            R.c.kind.not_in(UNWINDOWED),
+            SC.c.window_start_at <= now,
+            ~matched,
+            scope.residents(R.c.resident_id),
+        )
     )
 
 

@@ -20,11 +20,13 @@ from sqlalchemy import (
     any_,
     bindparam,
     case,
+    delete,
     exists,
     false,
     func,
     or_,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.engine import CursorResult
@@ -42,6 +44,7 @@ from monitor.models import (
     Device,
     Event,
     Routine,
+    Schedule,
     Settlement,
     table,
 )
@@ -53,6 +56,7 @@ D = table(Device)
 S = table(Settlement)
 AW = table(AwayPeriod)
 AL = table(Alert)
+SC = table(Schedule)
 
 # Re-arm inactivity after activity: the routine's next check moves to inactivity_due().
 _REARM = ManyRows(
@@ -132,42 +136,22 @@ class Engine:
                 return total
 
     def _settle_round(self, session: Session, now: datetime) -> tuple[int, bool]:
-        """1. INSERT a settlement for every due routine, outcome computed in SQL, ON CONFLICT
-           DO NOTHING: the unique (window_date, routine_id, due_at) key is the claim, so two
-           instances never both win;
-        2. note the due groups (routines sharing a zone and window: few, not per resident)
-           and move each to its next window with a conditional UPDATE;
+        """1. INSERT a settlement for every due routine (the routines of due schedules, and
+           due inactivity routines), outcome computed in SQL, ON CONFLICT DO NOTHING: the
+           unique (window_date, routine_id, due_at) key is the claim, so two instances
+           never both win;
+        2. move each due schedule (a row per timing, not per resident) to its next window
+           with a conditional UPDATE, and disarm the due inactivity routines;
         3. have the sink raise the missed windows this instance won, in SQL: no row per
            window comes back to Python."""
         at = {"now": now}
         if session.execute(_ANY_DUE, at).first() is None:
             return 0, False
         won, missed = _settle(session, at)
-        groups = session.execute(_DUE_GROUPS, at).all()
-        if groups:
-            moves = []
-            for tz, start, end, grace_s, day, old_due in groups:
-                nxt = window_on(
-                    day + timedelta(days=1),
-                    wall_time(start),
-                    wall_time(end),
-                    timedelta(seconds=grace_s),
-                    ZoneInfo(tz),
-                )
-                moves.append(
-                    {
-                        "tz": tz,
-                        "s": start,
-                        "e": end,
-                        "g": grace_s,
-                        "d": day,
-                        "old": old_due,
-                        "nd": nxt.day,
-                        "no": nxt.opens_at,
-                        "ndue": nxt.due_at,
-                    }
-                )
-            session.execute(_ADVANCE, moves)
+        session.execute(_DROP_UNUSED_SCHEDULES, at)
+        due = session.execute(_DUE_SCHEDULES, at).all()
+        if due:
+            _advance(session, due, now)
         session.execute(_DISARM_INACTIVITY, at)
         if missed is not None:
             self.sink.raise_missed(session, missed, now)
@@ -176,7 +160,8 @@ class Engine:
     def next_due(self) -> datetime | None:
         """When the next window is due (replay uses it to skip idle ticks)."""
         with self.sessions() as session:
-            return session.execute(_NEXT_DUE).scalar()
+            dues = [session.execute(q).scalar() for q in _NEXT_DUE]
+        return min((d for d in dues if d is not None), default=None)
 
     # -- devices -------------------------------------------------------------------------
 
@@ -344,19 +329,14 @@ def _device_checks() -> list[tuple[str, Select[Any], Select[Any]]]:
     return checks
 
 
-def _outcome() -> ColumnElement[str]:
-    """The outcome of each due routine's current window, as one SQL expression."""
-    satisfied = exists().where(
-        E.c.resident_id == R.c.resident_id,
-        E.c.ts >= R.c.window_start_at,
-        E.c.ts < R.c.next_due_at,
-        or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
-        or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
-    )
+def _outcome(opens: Any, due: Any, day: Any) -> ColumnElement[str]:
+    """The outcome of each due routine's current window (opening at `opens`, None for
+    inactivity, which no event satisfies once due; due at `due`; local date `day`), as one
+    SQL expression."""
     away = exists().where(
         AW.c.resident_id == R.c.resident_id,
-        AW.c.first_day <= R.c.window_date,
-        AW.c.last_day >= R.c.window_date,
+        AW.c.first_day <= day,
+        AW.c.last_day >= day,
     )
     # Uncertainty is not absence: with no live device that could have shown the routine,
     # the window is unknown (a device alert goes to staff), never missed.
@@ -365,48 +345,100 @@ def _outcome() -> ColumnElement[str]:
         or_(R.c.match_kind.is_(None), D.c.kind == R.c.match_kind),
         or_(D.c.online.is_(None), D.c.online != false()),
         D.c.last_seen.is_not(None),
-        or_(D.c.alive_until.is_(None), D.c.alive_until >= R.c.next_due_at),
+        or_(D.c.alive_until.is_(None), D.c.alive_until >= due),
     )
-    return case((satisfied, "satisfied"), (away, "away"), (~alive, "unknown"), else_="missed")
+    cases = [(away, "away"), (~alive, "unknown")]
+    if opens is not None:
+        # EXISTS (SELECT 1 ...), not (SELECT * ...): SQLite then reads only the index.
+        satisfied = (
+            select(1)
+            .where(
+                E.c.resident_id == R.c.resident_id,
+                E.c.ts >= opens,
+                E.c.ts < due,
+                or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
+                or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
+            )
+            .exists()
+        )
+        cases.insert(0, (satisfied, "satisfied"))
+    return case(*cases, else_="missed")
 
 
 _NOW = bindparam("now", type_=R.c.next_due_at.type)
-_DUE = and_(R.c.next_due_at <= _NOW, R.c.active)
-_DUE_GROUPS = (
-    select(R.c.timezone, R.c.start, R.c.end, R.c.grace_s, R.c.window_date, R.c.next_due_at)
-    .distinct()
-    .where(_DUE, R.c.kind != "inactivity")
-)
-_ANY_DUE = select(R.c.id).where(_DUE).limit(1)
-# The claim: a group moves on only from the window it was in (next_due_at = :old).
+_SCHEDULE_DUE = SC.c.next_due_at <= _NOW
+_OWN_DUE = and_(R.c.next_due_at <= _NOW, R.c.active)  # inactivity
+_ANY_DUE = select(1).where(or_(exists().where(_SCHEDULE_DUE), exists().where(_OWN_DUE)))
+_DUE_SCHEDULES = select(
+    SC.c.id, SC.c.timezone, SC.c.start, SC.c.end, SC.c.grace_s, SC.c.window_date, SC.c.next_due_at
+).where(_SCHEDULE_DUE)
+_USED = exists().where(R.c.schedule_id == SC.c.id)
+_DROP_UNUSED_SCHEDULES = delete(SC).where(_SCHEDULE_DUE, ~_USED)
+# Where a schedule's routines go when it reaches a window another schedule of the same
+# timing already holds (schedules not due: the ones that can be ahead).
+_WAITING_SCHEDULES = select(
+    SC.c.id, SC.c.timezone, SC.c.start, SC.c.end, SC.c.grace_s, SC.c.window_date
+).where(SC.c.next_due_at > _NOW)
+# The claim: a schedule moves on only from the window it was in (next_due_at = :old).
 _ADVANCE = (
+    update(SC)
+    .where(SC.c.id == bindparam("sid"), SC.c.next_due_at == bindparam("old"))
+    .values(
+        window_date=bindparam("nd"),
+        window_start_at=bindparam("no"),
+        next_due_at=bindparam("ndue"),
+    )
+)
+_MERGE = (
     update(R)
     .where(
-        R.c.timezone == bindparam("tz"),
-        R.c.start == bindparam("s"),
-        R.c.end == bindparam("e"),
-        R.c.grace_s == bindparam("g"),
-        R.c.window_date == bindparam("d"),
-        R.c.next_due_at == bindparam("old"),
-        R.c.kind != "inactivity",
+        R.c.schedule_id == bindparam("sid"),
+        exists().where(SC.c.id == bindparam("sid"), SC.c.next_due_at == bindparam("old")),
     )
-    .values(
-        window_date=bindparam("nd"), window_start_at=bindparam("no"), next_due_at=bindparam("ndue")
-    )
+    .values(schedule_id=bindparam("keep"))
 )
+_DROP_MERGED = delete(SC).where(SC.c.id == bindparam("sid"), SC.c.next_due_at == bindparam("old"))
 # An inactivity routine fires once per silence; the next activity re-arms it.
 _DISARM_INACTIVITY = (
-    update(R).where(_DUE, R.c.kind == "inactivity").values(next_due_at=None, window_date=None)
+    update(R).where(_OWN_DUE, R.c.kind == "inactivity").values(next_due_at=None, window_date=None)
 )
 _NEXT_DUE = (
-    select(R.c.next_due_at)
-    .where(R.c.active, R.c.next_due_at.is_not(None))
-    .order_by(R.c.next_due_at)
-    .limit(1)
+    select(func.min(SC.c.next_due_at)),
+    select(func.min(R.c.next_due_at)).where(R.c.active),
 )
 _DEVICE_CHECKS = _device_checks()
 _SETTLE_STATEMENTS: dict[str, Any] = {}
 _MISSED = select(S.c.id, S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at).order_by(S.c.id)
+
+
+def _advance(session: Session, due: Sequence[Any], now: datetime) -> None:
+    """Move each due schedule to its next window; one that lands where a schedule of the
+    same timing already is hands its routines over and goes."""
+    waiting = {
+        (tz, start, end, grace_s, day): sid
+        for sid, tz, start, end, grace_s, day in session.execute(_WAITING_SCHEDULES, {"now": now})
+    }
+    advance, merge = [], []
+    for sid, tz, start, end, grace_s, day, old_due in due:
+        nxt = window_on(
+            day + timedelta(days=1),
+            wall_time(start),
+            wall_time(end),
+            timedelta(seconds=grace_s),
+            ZoneInfo(tz),
+        )
+        keep = waiting.get((tz, start, end, grace_s, nxt.day))
+        if keep is None:
+            advance.append(
+                {"sid": sid, "old": old_due, "nd": nxt.day, "no": nxt.opens_at, "ndue": nxt.due_at}
+            )
+        else:
+            merge.append({"sid": sid, "old": old_due, "keep": keep})
+    if advance:
+        session.execute(_ADVANCE, advance)
+    if merge:
+        session.execute(_MERGE, merge)
+        session.execute(_DROP_MERGED, [{"sid": m["sid"], "old": m["old"]} for m in merge])
 
 
 def _settle(session: Session, at: dict[str, datetime]) -> tuple[int, Select[Any] | None]:
@@ -449,15 +481,30 @@ def _settle_statement(session: Session) -> Any:
                     "outcome",
                     "settled_at",
                 ],
-                select(
-                    R.c.id,
-                    R.c.resident_id,
-                    R.c.kind,
-                    R.c.window_date,
-                    R.c.next_due_at,
-                    _outcome(),
-                    _NOW,
-                ).where(_DUE),
+                union_all(
+                    select(
+                        R.c.id,
+                        R.c.resident_id,
+                        R.c.kind,
+                        SC.c.window_date,
+                        SC.c.next_due_at,
+                        _outcome(SC.c.window_start_at, SC.c.next_due_at, SC.c.window_date),
+                        _NOW,
+                    )
+                    .select_from(SC.join(R, R.c.schedule_id == SC.c.id))
+                    # Not "active = 1": without statistics SQLite would then scan every
+                    # routine instead of the due schedules' routines.
+                    .where(_SCHEDULE_DUE, R.c.active != false()),
+                    select(
+                        R.c.id,
+                        R.c.resident_id,
+                        R.c.kind,
+                        R.c.window_date,
+                        R.c.next_due_at,
+                        _outcome(None, R.c.next_due_at, R.c.window_date),
+                        _NOW,
+                    ).where(_OWN_DUE),
+                ),
             )
             .on_conflict_do_nothing(index_elements=["window_date", "routine_id", "due_at"])
         )

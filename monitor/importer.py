@@ -16,16 +16,19 @@ from monitor.access import SYSTEM_ACTOR
 from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
 from monitor.device_admin import close_departed_device_alerts
 from monitor.models import (
+    PAUSED_ROUTINE,
     AwayPeriod,
     Community,
     Device,
     Person,
     Resident,
     Routine,
+    Schedule,
     Settlement,
     UnknownDevice,
 )
 from monitor.windows import (
+    Window,
     first_window_due_after,
     inactivity_due,
     local_date,
@@ -55,9 +58,7 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
     for resident in session.scalars(select(Resident).where(Resident.id.not_in(in_file))):
         resident.active = False
         session.execute(
-            update(Routine)
-            .where(Routine.resident_id == resident.id)
-            .values(active=False, next_due_at=None)
+            update(Routine).where(Routine.resident_id == resident.id).values(PAUSED_ROUTINE)
         )
     # Devices that left the file go; a device that moved keeps what it reported so far.
     in_file_devices = [d.id for r in spec.residents for d in r.devices]
@@ -135,9 +136,7 @@ def apply_residents(
         chunk = retire[i : i + 500]
         session.execute(update(Resident).where(Resident.id.in_(chunk)).values(active=False))
         session.execute(
-            update(Routine)
-            .where(Routine.resident_id.in_(chunk))
-            .values(active=False, next_due_at=None)
+            update(Routine).where(Routine.resident_id.in_(chunk)).values(PAUSED_ROUTINE)
         )
     # Load what exists in chunks first, so each resident below finds its rows in the
     # session instead of asking the database a few times over (20,000 rows of a sheet).
@@ -196,7 +195,7 @@ def _apply_resident(session: Session, spec: ResidentSpec, now: datetime) -> None
             session.add(routine)
         _schedule(session, routine, x, spec.timezone, now)
     for gone in existing.values():
-        gone.active, gone.next_due_at = False, None
+        gone.pause()
 
 
 def schedule_routine(
@@ -227,17 +226,12 @@ def _schedule(
     if unchanged:
         return
     tz = ZoneInfo(tz_name)
-    if x.kind == "help":
-        routine.window_date = routine.window_start_at = routine.next_due_at = None
-    elif x.kind == "inactivity":
+    routine.schedule, routine.own_window_date, routine.own_next_due_at = None, None, None
+    if x.kind == "inactivity":
         assert x.hours is not None
         due = inactivity_due(now, x.hours)
-        routine.window_date, routine.window_start_at, routine.next_due_at = (
-            local_date(due, tz),
-            None,
-            due,
-        )
-    else:
+        routine.own_window_date, routine.own_next_due_at = local_date(due, tz), due
+    elif x.kind != "help":
         assert x.start and x.end
         w = first_window_due_after(now, x.start, x.end, x.grace, tz)
         if routine.id is not None:
@@ -253,4 +247,46 @@ def _schedule(
             if last_day is not None and last_day >= w.day:
                 # never settle a day twice, even when its timing changed after it was settled
                 w = window_on(last_day + timedelta(days=1), x.start, x.end, x.grace, tz)
-        routine.window_date, routine.window_start_at, routine.next_due_at = w
+        routine.schedule = _schedule_for(session, tz_name, start, end, grace_s, w)
+
+
+def _schedule_for(
+    session: Session, tz_name: str, start: str | None, end: str | None, grace_s: int, w: Window
+) -> Schedule:
+    """The schedule of this timing at window `w`, made if there is none. Remembered for the
+    rest of the transaction (an import reschedules thousands of routines of a few timings);
+    the engine may move or merge schedules once it commits."""
+    assert start is not None and end is not None
+    key = (tz_name, start, end, grace_s, w.day)
+    txn = session.get_transaction()
+    cached = session.info.get("schedules")
+    if cached is None or cached[0] is not txn:
+        cached = session.info["schedules"] = (txn, {})
+    known: dict[tuple[object, ...], Schedule] = cached[1]
+    found = known.get(key)
+    if found is None:
+        found = session.scalar(
+            select(Schedule)
+            .where(
+                Schedule.timezone == tz_name,
+                Schedule.start == start,
+                Schedule.end == end,
+                Schedule.grace_s == grace_s,
+                Schedule.window_date == w.day,
+            )
+            .order_by(Schedule.id)
+            .limit(1)
+        )
+        if found is None:
+            found = Schedule(
+                timezone=tz_name,
+                start=start,
+                end=end,
+                grace_s=grace_s,
+                window_date=w.day,
+                window_start_at=w.opens_at,
+                next_due_at=w.due_at,
+            )
+            session.add(found)
+        known[key] = found
+    return found

@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 
@@ -165,11 +165,31 @@ class AwayPeriod(Base):
     last_day: Mapped[date] = mapped_column(Date)
 
 
+class Schedule(Base):
+    """The current window of the routines that share a timing (zone, start, end, grace) and
+    the same window date: `next_due_at` is when it is settled. A settle tick writes a
+    settlement per routine but moves the schedule, one row, to its next window, so the
+    routines themselves are not rewritten every day. Routines with the same timing whose
+    next windows differ (one added after today's window was settled, say) get a schedule
+    each; the engine merges them when they meet."""
+
+    __tablename__ = "schedules"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    timezone: Mapped[str] = mapped_column(String(64))
+    start: Mapped[str] = mapped_column(String(5))
+    end: Mapped[str] = mapped_column(String(5))
+    grace_s: Mapped[int] = mapped_column(Integer, default=0)
+    window_date: Mapped[date] = mapped_column(Date)
+    window_start_at: Mapped[datetime]
+    next_due_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class Routine(Base):
-    """A window with an expectation. `next_due_at` is when the current window (local date
-    `window_date`, opening at `window_start_at`) is settled; `match_kind`/`match_value` say
-    which event satisfies it (NULL = any). Inactivity routines are due `hours` after the last
-    activity (to the minute: windows.inactivity_due) and have no window date."""
+    """An expectation about a resident's day. A windowed routine (curtain, light, door,
+    activity) follows its `schedule`, which holds its current window; an inactivity
+    routine is due `own_next_due_at` (`hours` after the last activity, to the minute:
+    windows.inactivity_due) on local date `own_window_date`. `match_kind`/`match_value` say
+    which event satisfies it (NULL = any). A paused or removed routine has neither."""
 
     __tablename__ = "routines"
     __table_args__ = (UniqueConstraint("resident_id", "slot"),)
@@ -184,10 +204,39 @@ class Routine(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     match_kind: Mapped[str | None] = mapped_column(String(16))
     match_value: Mapped[str | None] = mapped_column(String(16))
-    window_date: Mapped[date | None] = mapped_column(Date)
-    window_start_at: Mapped[datetime | None]
-    next_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"), index=True)
+    own_window_date: Mapped[date | None] = mapped_column("window_date", Date)
+    own_next_due_at: Mapped[datetime | None] = mapped_column("next_due_at", index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    schedule: Mapped[Schedule | None] = relationship(lazy="joined")
+
+    # The current window, wherever it is kept.
+    @property
+    def window_date(self) -> date | None:
+        return self.schedule.window_date if self.schedule else self.own_window_date
+
+    @property
+    def window_start_at(self) -> datetime | None:
+        return self.schedule.window_start_at if self.schedule else None
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        return self.schedule.next_due_at if self.schedule else self.own_next_due_at
+
+    def pause(self) -> None:
+        """Never due again until rescheduled (monitor.importer), so never settled."""
+        for key, value in PAUSED_ROUTINE.items():
+            setattr(self, key, value)
+        self.schedule = None
+
+
+# A paused routine, as values for update(Routine) (the same as Routine.pause()).
+PAUSED_ROUTINE: dict[str, Any] = {
+    "active": False,
+    "schedule_id": None,
+    "own_window_date": None,
+    "own_next_due_at": None,
+}
 
 
 class Settlement(Base):

@@ -33,9 +33,7 @@ from monitor.device_admin import AdminError, Page, record
 from monitor.importer import schedule_routine
 from monitor.messages import N_
 from monitor.models import (
-    ROLES as USER_ROLES,
-)
-from monitor.models import (
+    PAUSED_ROUTINE,
     Alert,
     AppSetting,
     AuditEntry,
@@ -46,6 +44,9 @@ from monitor.models import (
     Routine,
     UnknownDevice,
     User,
+)
+from monitor.models import (
+    ROLES as USER_ROLES,
 )
 from monitor.users import MIN_PASSWORD, UserError, create_user, hash_password, new_api_token
 from monitor.windows import next_daily, wall_time
@@ -268,7 +269,7 @@ def deactivate_resident(
     session.execute(
         update(Routine)
         .where(Routine.id.in_(routine_ids))
-        .values(active=False, next_due_at=None)
+        .values(PAUSED_ROUTINE)
         .execution_options(synchronize_session=False)
     )
     session.execute(

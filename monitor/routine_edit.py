@@ -141,7 +141,7 @@ def edit_routine(
     schedule_routine(session, routine, spec, routine.timezone, now)
     if not active:
         # Paused like a routine that left the file: never due, so never settled.
-        routine.active, routine.next_due_at = False, None
+        routine.pause()
     session.flush()
     if before_due != routine.next_due_at:
         changes.append(f"next due {_iso(before_due)} → {_iso(routine.next_due_at)}")

@@ -363,3 +363,85 @@ def test_two_instances_settling_at_once_settle_each_window_once(db_url: str) -> 
     assert max(Counter((s.routine_id, s.window_date) for s in got).values()) == 1
     # Sixteen routines, three missed days each: one open alert per routine, repeated twice.
     assert sorted((a.kind, a.repeats) for a in alerts(first)) == [("missed_routine", 2)] * 16
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def _community(*residents: str) -> str:
+    """Residents with a curtain and the same curtain_open routine, 07:00-09:00."""
+    return "timezone: Asia/Shanghai\nresidents:\n" + "".join(
+        f"""  - id: {r}
+    name: Resident {r}
+    building: "1"
+    devices:
+      - {{id: curtain-{r}, kind: curtain}}
+    routines:
+      - {{kind: curtain_open, start: "07:00", end: "09:00"}}
+"""
+        for r in residents
+    )
+
+
+def _schedules(rt: Runtime) -> list[tuple[date, list[str]]]:
+    """Each schedule's window date and the residents of its routines."""
+    from sqlalchemy import select
+
+    from monitor.models import Routine, Schedule
+
+    with rt.sessions() as s:
+        return [
+            (
+                sc.window_date,
+                sorted(
+                    s.scalars(select(Routine.resident_id).where(Routine.schedule_id == sc.id)).all()
+                ),
+            )
+            for sc in s.scalars(select(Schedule).order_by(Schedule.id))
+        ]
+
+
+def test_routines_of_one_timing_share_a_schedule_and_one_added_late_joins_it(
+    db_url: str,
+) -> None:
+    tz = "Asia/Shanghai"
+    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
+    rt = Runtime(Settings(database_url=db_url), clock)
+    rt.import_community(_community("r1", "r2"))
+    feed(rt, clock.now(), *((f"zigbee2mqtt/curtain-{r}", {"position": 0}) for r in ("r1", "r2")))
+    assert _schedules(rt) == [(date(2026, 11, 23), ["r1", "r2"])]
+
+    # Nothing settled today's window yet (curtainwatch was down since 06:00) when r3 is
+    # added at 10:00: r3's first window is tomorrow's, so it gets a schedule of its own.
+    clock.set(wall(tz, "2026-11-23T10:00"))
+    rt.import_community(_community("r1", "r2", "r3"))
+    feed(rt, clock.now(), ("zigbee2mqtt/curtain-r3", {"position": 0}))
+    assert _schedules(rt) == [(date(2026, 11, 23), ["r1", "r2"]), (date(2026, 11, 24), ["r3"])]
+
+    # The tick settles today's window for r1 and r2 only; their schedule then reaches r3's
+    # window and hands its routines over, so one schedule is left.
+    rt.engine.settle_due()
+    assert [(s.resident_id, s.window_date) for s in settlements(rt)] == [
+        ("r1", date(2026, 11, 23)),
+        ("r2", date(2026, 11, 23)),
+    ]
+    assert _schedules(rt) == [(date(2026, 11, 24), ["r1", "r2", "r3"])]
+
+    tick_through(rt, wall(tz, "2026-11-24T10:00"))
+    assert sorted(
+        (s.resident_id, s.outcome) for s in settlements(rt) if s.window_date == date(2026, 11, 24)
+    ) == [("r1", "missed"), ("r2", "missed"), ("r3", "missed")]
+    assert _schedules(rt) == [(date(2026, 11, 25), ["r1", "r2", "r3"])]
+
+
+def test_a_schedule_nobody_follows_any_more_goes_when_due(db_url: str) -> None:
+    tz = "Asia/Shanghai"
+    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
+    rt = Runtime(Settings(database_url=db_url), clock)
+    rt.import_community(_community("r1"))
+    rt.import_community("timezone: Asia/Shanghai\nresidents: []\n")  # r1 leaves: paused
+    assert _schedules(rt) == [(date(2026, 11, 23), [])]
+    tick_through(rt, wall(tz, "2026-11-23T10:00"))
+    assert _schedules(rt) == []
+    assert settlements(rt) == []
+    assert rt.engine.next_due() is None

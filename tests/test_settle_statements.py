@@ -107,8 +107,8 @@ def test_missed_windows_raise_the_alerts_their_findings_would(
                 timezone=first.timezone,
                 match_kind=first.match_kind,
                 match_value=first.match_value,
-                window_date=first.window_date,
-                next_due_at=first.next_due_at,
+                own_window_date=first.own_window_date,
+                own_next_due_at=first.own_next_due_at,
             )
         )
     rt.ingestor.process(
