@@ -28,7 +28,8 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select
 from monitor.community import ROUTINE_MATCH, RoutineSpec, load_community
 from monitor.db import make_engine, session_factory, upgrade
 from monitor.importer import apply_community
-from monitor.models import AwayPeriod, Community, Device, Resident, Routine, table
+from monitor.models import AwayPeriod, Community, Device, Resident, Routine, Schedule, table
+from monitor.models import table as table_of
 from monitor.windows import first_window_due_after, inactivity_due, local_date
 
 CHUNK = 5000  # residents per INSERT batch
@@ -73,8 +74,11 @@ class Template:
         return list(spec.residents[0].routines)
 
 
-def routine_columns(x: RoutineSpec, tz_name: str, now: datetime) -> dict[str, Any]:
-    """The columns monitor.importer._schedule sets on a new routine imported at `now`."""
+def routine_columns(
+    x: RoutineSpec, tz_name: str, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The columns monitor.importer._schedule sets on a new routine imported at `now`, and
+    those of its schedule (None for help and inactivity)."""
     tz = ZoneInfo(tz_name)
     start = x.start.strftime("%H:%M") if x.start else None
     end = x.end.strftime("%H:%M") if x.end else None
@@ -91,17 +95,24 @@ def routine_columns(x: RoutineSpec, tz_name: str, now: datetime) -> dict[str, An
         "match_value": match_value,
         "active": True,
     }
-    if x.kind == "help":
-        cols.update(window_date=None, window_start_at=None, next_due_at=None)
-    elif x.kind == "inactivity":
+    cols.update(schedule_id=None, window_date=None, next_due_at=None)
+    if x.kind == "inactivity":
         assert x.hours is not None
         due = inactivity_due(now, x.hours)
-        cols.update(window_date=local_date(due, tz), window_start_at=None, next_due_at=due)
-    else:
+        cols.update(window_date=local_date(due, tz), next_due_at=due)
+    elif x.kind != "help":
         assert x.start is not None and x.end is not None
         w = first_window_due_after(now, x.start, x.end, x.grace, tz)
-        cols.update(window_date=w.day, window_start_at=w.opens_at, next_due_at=w.due_at)
-    return cols
+        return cols, {
+            "timezone": tz_name,
+            "start": start,
+            "end": end,
+            "grace_s": cols["grace_s"],
+            "window_date": w.day,
+            "window_start_at": w.opens_at,
+            "next_due_at": w.due_at,
+        }
+    return cols, None
 
 
 def _chunks(n: int, size: int) -> Iterator[range]:
@@ -119,9 +130,16 @@ def load(
     """Insert `n` residents of `template` (plus their away periods) as if imported at `now`
     into the (migrated, empty) database behind `engine`. Returns row counts."""
     away = away or {}
-    routines = [routine_columns(x, template.timezone, now) for x in template.routine_specs()]
     counts = {"residents": 0, "devices": 0, "routines": 0, "away_periods": 0}
     with engine.begin() as conn:
+        routines = []
+        for x in template.routine_specs():
+            cols, schedule = routine_columns(x, template.timezone, now)
+            if schedule is not None:  # every resident's routine of this slot shares it
+                cols["schedule_id"] = conn.execute(
+                    insert(table(Schedule)).returning(table(Schedule).c.id), [schedule]
+                ).scalar_one()
+            routines.append(cols)
         conn.execute(
             insert(table(Community)),
             [{"id": 1, "timezone": template.timezone, "escalation": [], "imported_at": now}],
@@ -300,10 +318,19 @@ def check_like_importer(
 
 def _rows(engine: Engine, table: Any, key: tuple[str, ...], residents: list[str]) -> list[Any]:
     col = table.c.resident_id if "resident_id" in table.c else table.c.id
-    surrogate = table.name in ("routines", "away_periods")  # integer ids differ, naturally
-    cols = [c for c in table.c if not (surrogate and c.name == "id")]
+    # Integer ids differ, naturally; a routine's schedule is compared by what it holds.
+    surrogate = ("id", "schedule_id") if table.name in ("routines", "away_periods") else ()
+    cols = [c for c in table.c if c.name not in surrogate]
+    source = table
+    if table.name == "routines":
+        sc = table_of(Schedule)
+        cols += [c for c in sc.c if c.name != "id"]
+        source = table.outerjoin(sc, sc.c.id == table.c.schedule_id)
     with engine.connect() as conn:
         rows = conn.execute(
-            select(*cols).where(col.in_(residents)).order_by(*(table.c[k] for k in key))
+            select(*cols)
+            .select_from(source)
+            .where(col.in_(residents))
+            .order_by(*(table.c[k] for k in key))
         ).all()
     return [tuple(r) for r in rows]

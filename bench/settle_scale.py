@@ -62,6 +62,7 @@ from monitor.models import (  # noqa: E402
     Device,
     Event,
     Routine,
+    Schedule,
     Settlement,
     UTCDateTime,
     table,
@@ -348,56 +349,68 @@ def _hm(value: str) -> dtime:
 
 # Written straight from the semantics in DESIGN.md, independently of monitor/engine.py: a
 # due window is missed when no matching event falls inside it, the resident is not away
-# that day, and some live device could have shown the routine.
-BARE_MISSED = text("""
-SELECT r.id FROM routines AS r
-WHERE r.active AND r.next_due_at <= :now
-  AND NOT EXISTS (
-    SELECT 1 FROM events AS e
-    WHERE e.resident_id = r.resident_id
-      AND e.ts >= r.window_start_at AND e.ts < r.next_due_at
-      AND (r.match_kind IS NULL OR e.kind = r.match_kind)
-      AND (r.match_value IS NULL OR e.value = r.match_value))
+# that day, and some live device could have shown the routine. A windowed routine's window
+# is its schedule's; an inactivity routine is due at its own time and no event satisfies
+# it once due.
+_MISSED_WHERE = """
   AND NOT EXISTS (
     SELECT 1 FROM away_periods AS a
     WHERE a.resident_id = r.resident_id
-      AND a.first_day <= r.window_date AND a.last_day >= r.window_date)
+      AND a.first_day <= {day} AND a.last_day >= {day})
   AND EXISTS (
     SELECT 1 FROM devices AS d
     WHERE d.resident_id = r.resident_id
       AND (r.match_kind IS NULL OR d.kind = r.match_kind)
       AND (d.online IS NULL OR d.online)
       AND d.last_seen IS NOT NULL
-      AND (d.alive_until IS NULL OR d.alive_until >= r.next_due_at))
-""").bindparams(bindparam("now", type_=UTCDateTime()))
+      AND (d.alive_until IS NULL OR d.alive_until >= {due}))"""
+BARE_MISSED = text(
+    """
+SELECT r.id FROM schedules AS w JOIN routines AS r ON r.schedule_id = w.id
+WHERE w.next_due_at <= :now AND r.active
+  AND NOT EXISTS (
+    SELECT 1 FROM events AS e
+    WHERE e.resident_id = r.resident_id
+      AND e.ts >= w.window_start_at AND e.ts < w.next_due_at
+      AND (r.match_kind IS NULL OR e.kind = r.match_kind)
+      AND (r.match_value IS NULL OR e.value = r.match_value))"""
+    + _MISSED_WHERE.format(day="w.window_date", due="w.next_due_at")
+    + """
+UNION ALL
+SELECT r.id FROM routines AS r WHERE r.active AND r.next_due_at <= :now"""
+    + _MISSED_WHERE.format(day="r.window_date", due="r.next_due_at")
+).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 _OUTCOME = """CASE
   WHEN EXISTS (SELECT 1 FROM events AS e WHERE e.resident_id = r.resident_id
-      AND e.ts >= r.window_start_at AND e.ts < r.next_due_at
+      AND e.ts >= w.window_start_at AND e.ts < w.next_due_at
       AND (r.match_kind IS NULL OR e.kind = r.match_kind)
       AND (r.match_value IS NULL OR e.value = r.match_value)) THEN 'satisfied'
   WHEN EXISTS (SELECT 1 FROM away_periods AS a WHERE a.resident_id = r.resident_id
-      AND a.first_day <= r.window_date AND a.last_day >= r.window_date) THEN 'away'
+      AND a.first_day <= w.window_date AND a.last_day >= w.window_date) THEN 'away'
   WHEN NOT EXISTS (SELECT 1 FROM devices AS d WHERE d.resident_id = r.resident_id
       AND (r.match_kind IS NULL OR d.kind = r.match_kind)
       AND (d.online IS NULL OR d.online) AND d.last_seen IS NOT NULL
-      AND (d.alive_until IS NULL OR d.alive_until >= r.next_due_at)) THEN 'unknown'
+      AND (d.alive_until IS NULL OR d.alive_until >= w.next_due_at)) THEN 'unknown'
   ELSE 'missed' END"""
+# At the tick only curtain_open windows are due (inactivity comes at 12:00 the earliest),
+# so the floor leaves inactivity routines out.
 FLOOR_STEPS = (
     (
         "INSERT INTO settlements SELECT ... outcome (no RETURNING)",
         f"""
 INSERT INTO settlements (routine_id, resident_id, kind, window_date, due_at, outcome, settled_at)
-SELECT r.id, r.resident_id, r.kind, r.window_date, r.next_due_at, {_OUTCOME}, :now
-FROM routines AS r WHERE r.active AND r.next_due_at <= :now
+SELECT r.id, r.resident_id, r.kind, w.window_date, w.next_due_at, {_OUTCOME}, :now
+FROM schedules AS w JOIN routines AS r ON r.schedule_id = w.id
+WHERE w.next_due_at <= :now AND r.active
 ON CONFLICT (window_date, routine_id, due_at) DO NOTHING""",
     ),
     (
-        "UPDATE routines: advance the due windows",
+        "UPDATE schedules: advance the due one",
         """
-UPDATE routines SET window_date = :next_day, window_start_at = :next_open, next_due_at = :next_due
-WHERE active AND next_due_at = :now AND kind = 'curtain_open'""",
+UPDATE schedules SET window_date = :next_day, window_start_at = :next_open, next_due_at = :next_due
+WHERE next_due_at = :now""",
     ),
 )
 
@@ -499,7 +512,7 @@ def measure(url: str, profile: bool) -> tuple[bool, float]:
         frames = rt.checkpoint()
         checkpoint_s = time.perf_counter() - t
 
-        S, AL = table(Settlement), table(Alert)
+        S, AL, SC = table(Settlement), table(Alert), table(Schedule)
         with rt.db.connect() as conn:
             outcomes: Counter[str] = Counter(
                 dict(
@@ -518,11 +531,16 @@ def measure(url: str, profile: bool) -> tuple[bool, float]:
             raised = conn.execute(
                 select(func.count()).select_from(AL).where(AL.c.raised_at == now)
             ).scalar()
-            due_left = conn.execute(
-                select(func.count())
-                .select_from(table(Routine))
-                .where(table(Routine).c.next_due_at <= now)
-            ).scalar()
+            due_left = (
+                conn.execute(
+                    select(func.count())
+                    .select_from(table(Routine))
+                    .where(table(Routine).c.next_due_at <= now)
+                ).scalar()
+                + conn.execute(
+                    select(func.count()).select_from(SC).where(SC.c.next_due_at <= now)
+                ).scalar()
+            )
         ratio = settle_s / bare_s
         ratio_ck = (settle_s + checkpoint_s) / bare_s
         peak = _peak_rss_mb()
