@@ -147,6 +147,12 @@ class Engine:
         at = {"now": now}
         if session.execute(_ANY_DUE, at).first() is None:
             return 0, False
+        if session.get_bind().dialect.name == "postgresql":
+            # Wait for whoever is still adding routines to a due schedule (an import holds
+            # it FOR SHARE: monitor.importer) or merging routines into one, so that the
+            # INSERT below sees their routines and no window passes them by. SQLite has a
+            # single writer anyway.
+            session.execute(_LOCK_DUE_SCHEDULES, at)
         won, missed = _settle(session, at)
         session.execute(_DROP_UNUSED_SCHEDULES, at)
         due = session.execute(_DUE_SCHEDULES, at).all()
@@ -369,9 +375,21 @@ _NOW = bindparam("now", type_=R.c.next_due_at.type)
 _SCHEDULE_DUE = SC.c.next_due_at <= _NOW
 _OWN_DUE = and_(R.c.next_due_at <= _NOW, R.c.active)  # inactivity
 _ANY_DUE = select(1).where(or_(exists().where(_SCHEDULE_DUE), exists().where(_OWN_DUE)))
-_DUE_SCHEDULES = select(
-    SC.c.id, SC.c.timezone, SC.c.start, SC.c.end, SC.c.grace_s, SC.c.window_date, SC.c.next_due_at
-).where(_SCHEDULE_DUE)
+# In id order, so that instances lock them in the same order.
+_DUE_SCHEDULES = (
+    select(
+        SC.c.id,
+        SC.c.timezone,
+        SC.c.start,
+        SC.c.end,
+        SC.c.grace_s,
+        SC.c.window_date,
+        SC.c.next_due_at,
+    )
+    .where(_SCHEDULE_DUE)
+    .order_by(SC.c.id)
+)
+_LOCK_DUE_SCHEDULES = select(SC.c.id).where(_SCHEDULE_DUE).order_by(SC.c.id).with_for_update()
 _USED = exists().where(R.c.schedule_id == SC.c.id)
 _DROP_UNUSED_SCHEDULES = delete(SC).where(_SCHEDULE_DUE, ~_USED)
 # Where a schedule's routines go when it reaches a window another schedule of the same

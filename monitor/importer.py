@@ -276,6 +276,9 @@ def _schedule_for(
             )
             .order_by(Schedule.id)
             .limit(1)
+            # Held until this transaction ends, so the engine cannot move the schedule on
+            # before it sees these routines (PostgreSQL; SQLite has a single writer).
+            .with_for_update(read=True)
         )
         if found is None:
             found = Schedule(

@@ -170,7 +170,10 @@ def test_an_instance_killed_midway_loses_and_repeats_nothing(
             run_cli(env_b, "import", str(file))
             tomorrow = (at + timedelta(hours=1)).replace(tzinfo=None)
             late = " OR ".join(f"resident_id LIKE '{g}-%'" for g in closing_in)
-            sql = f"SELECT count(*) FROM routines WHERE next_due_at > :t AND ({late})"
+            sql = (
+                "SELECT count(*) FROM routines JOIN schedules ON schedules.id = schedule_id"
+                f" WHERE schedules.next_due_at > :t AND ({late})"
+            )
             if scalar(db, sql, t=tomorrow) == 0:
                 return
         raise AssertionError("the import kept outlasting the windows it was given")

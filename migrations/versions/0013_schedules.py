@@ -37,8 +37,7 @@ def upgrade() -> None:
         sa.Column("next_due_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("schedules", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_schedules_next_due_at"), ["next_due_at"])
+    op.create_index(op.f("ix_schedules_next_due_at"), "schedules", ["next_due_at"])
     # Plain ALTERs, not a batch copy of the table: settlements refer to routines, and SQLite
     # (3.35+) adds a column with its reference and drops an unindexed one in place.
     if op.get_bind().dialect.name == "sqlite":
@@ -72,8 +71,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("routines", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("window_start_at", sa.DateTime(), nullable=True))
+    # Plain ALTERs again: a batch copy of routines would break the settlements' reference.
+    op.add_column("routines", sa.Column("window_start_at", sa.DateTime(), nullable=True))
     of_schedule = "FROM schedules AS s WHERE s.id = routines.schedule_id"
     op.execute(
         f"""UPDATE routines SET
@@ -82,9 +81,7 @@ def downgrade() -> None:
             next_due_at = (SELECT s.next_due_at {of_schedule})
         WHERE schedule_id IS NOT NULL"""
     )
-    with op.batch_alter_table("routines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_routines_schedule_id"))
-        batch_op.drop_column("schedule_id")
-    with op.batch_alter_table("schedules", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_schedules_next_due_at"))
+    op.drop_index(op.f("ix_routines_schedule_id"), table_name="routines")
+    op.drop_column("routines", "schedule_id")
+    op.drop_index(op.f("ix_schedules_next_due_at"), table_name="schedules")
     op.drop_table("schedules")
