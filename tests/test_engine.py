@@ -445,3 +445,45 @@ def test_a_schedule_nobody_follows_any_more_goes_when_due(db_url: str) -> None:
     assert _schedules(rt) == []
     assert settlements(rt) == []
     assert rt.engine.next_due() is None
+
+
+def test_a_tick_waits_for_an_import_adding_routines_to_its_schedule(pg_db_url: str) -> None:
+    """PostgreSQL, where an import and a tick run at once: the import joins r2 to the
+    schedule of today's window (not yet due) and has not committed when the window falls
+    due. The tick must wait for it, not settle r1 alone and move the schedule past r2."""
+    from sqlalchemy import create_engine, text
+
+    from monitor.community import load_community
+    from monitor.importer import apply_community
+
+    tz = "Asia/Shanghai"
+    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
+    rt = Runtime(Settings(database_url=pg_db_url), clock)
+    rt.import_community(_community("r1"))
+    feed(rt, clock.now(), ("zigbee2mqtt/curtain-r1", {"position": 0}))
+
+    clock.set(wall(tz, "2026-11-23T08:00"))
+    importing = rt.sessions()
+    importing.begin()
+    apply_community(importing, load_community(_community("r1", "r2")), clock.now())
+    importing.flush()
+
+    clock.set(wall(tz, "2026-11-23T09:30"))
+    tick = threading.Thread(target=rt.engine.settle_due)
+    tick.start()
+    # Until the tick has either finished or is waiting for a lock: then commit the import.
+    watcher = create_engine(pg_db_url)
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with watcher.connect() as conn:
+        while tick.is_alive() and not conn.execute(waiting).scalar():
+            tick.join(0.01)
+    watcher.dispose()
+    importing.commit()
+    importing.close()
+    tick.join()
+
+    assert sorted((s.resident_id, s.window_date) for s in settlements(rt)) == [
+        ("r1", date(2026, 11, 23)),
+        ("r2", date(2026, 11, 23)),
+    ]
+    assert _schedules(rt) == [(date(2026, 11, 24), ["r1", "r2"])]
