@@ -147,15 +147,13 @@ class Engine:
         at = {"now": now}
         if session.execute(_ANY_DUE, at).first() is None:
             return 0, False
-        if session.get_bind().dialect.name == "postgresql":
-            # Wait for whoever is still adding routines to a due schedule (an import holds
-            # it FOR SHARE: monitor.importer) or merging routines into one, so that the
-            # INSERT below sees their routines and no window passes them by. SQLite has a
-            # single writer anyway.
-            session.execute(_LOCK_DUE_SCHEDULES, at)
+        # Read FOR UPDATE: wait for whoever is still adding routines to a due schedule (an
+        # import holds it FOR SHARE: monitor.importer) or merging routines into one, so the
+        # INSERT below sees their routines and no window passes them by (PostgreSQL; SQLite
+        # has a single writer and no FOR UPDATE).
+        due = session.execute(_DUE_SCHEDULES, at).all()
         won, missed = _settle(session, at)
         session.execute(_DROP_UNUSED_SCHEDULES, at)
-        due = session.execute(_DUE_SCHEDULES, at).all()
         if due:
             _advance(session, due, now)
         session.execute(_DISARM_INACTIVITY, at)
@@ -375,7 +373,7 @@ _NOW = bindparam("now", type_=R.c.next_due_at.type)
 _SCHEDULE_DUE = SC.c.next_due_at <= _NOW
 _OWN_DUE = and_(R.c.next_due_at <= _NOW, R.c.active)  # inactivity
 _ANY_DUE = select(1).where(or_(exists().where(_SCHEDULE_DUE), exists().where(_OWN_DUE)))
-# In id order, so that instances lock them in the same order.
+# Locked, in id order so that instances lock them in the same order.
 _DUE_SCHEDULES = (
     select(
         SC.c.id,
@@ -388,8 +386,8 @@ _DUE_SCHEDULES = (
     )
     .where(_SCHEDULE_DUE)
     .order_by(SC.c.id)
+    .with_for_update()
 )
-_LOCK_DUE_SCHEDULES = select(SC.c.id).where(_SCHEDULE_DUE).order_by(SC.c.id).with_for_update()
 _USED = exists().where(R.c.schedule_id == SC.c.id)
 _DROP_UNUSED_SCHEDULES = delete(SC).where(_SCHEDULE_DUE, ~_USED)
 # Where a schedule's routines go when it reaches a window another schedule of the same
@@ -431,7 +429,8 @@ _MISSED = select(S.c.id, S.c.routine_id, S.c.resident_id, S.c.kind, S.c.due_at).
 
 def _advance(session: Session, due: Sequence[Any], now: datetime) -> None:
     """Move each due schedule to its next window; one that lands where a schedule of the
-    same timing already is hands its routines over and goes."""
+    same timing already is hands its routines over and goes. (One dropped as unused since
+    `due` was read matches no row.)"""
     waiting = {
         (tz, start, end, grace_s, day): sid
         for sid, tz, start, end, grace_s, day in session.execute(_WAITING_SCHEDULES, {"now": now})
