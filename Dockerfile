@@ -4,6 +4,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
+COPY curtainwatch ./curtainwatch
 COPY monitor ./monitor
 COPY sensors ./sensors
 COPY alerts ./alerts

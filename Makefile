@@ -39,23 +39,38 @@ demo: $(APP_STAMP)
 	$(VENV)/bin/curtainwatch demo --speed $(DEMO_SPEED) --port $(DEMO_PORT) \
 		--mqtt-port $(DEMO_MQTT_PORT) $(DEMO_ARGS)
 
+# Each test target first runs a preflight (tests/support/preflight.py): if Mosquitto,
+# Chromium or (for the PostgreSQL pass) the PostgreSQL server is missing, it stops before
+# pytest, naming each and the apt-get command that installs it. To run anyway on purpose,
+# without them (their tests then skip, each saying why; under CI=true they fail):
+#   make test ALLOW_MISSING=1
+ALLOW_MISSING ?=
+PREFLIGHT = $(PY) tests/support/preflight.py $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing)
+
 # Both runs always happen, so one report shows every failure; the exit status is 1 if
 # either failed (each run's own "Error N" line names pytest's code).
 test: $(STAMP)
+	@$(PREFLIGHT) sqlite postgresql
 	@status=0; \
 	$(MAKE) --no-print-directory test-sqlite || status=1; \
 	$(MAKE) --no-print-directory test-postgresql || status=1; \
 	exit $$status
 
 test-sqlite: $(STAMP)
+	@$(PREFLIGHT) sqlite
 	CURTAINWATCH_TEST_DB=sqlite $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-postgresql: $(STAMP)
+	@$(PREFLIGHT) postgresql
 	CURTAINWATCH_TEST_DB=postgresql $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# ruff, mypy, and the import contracts of pyproject.toml ([tool.importlinter]): an import
+# against the flow between the rooms (docs/architecture.md) fails here and in CI.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	@if [ -z "$(BENCHES)" ]; then echo "bench: no benchmark scripts in bench/ yet"; fi

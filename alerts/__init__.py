@@ -1,2 +1,2 @@
-"""curtainwatch alerts: the alert lifecycle (raise, repeat, auto-resolve); escalation and
-notifications come with the alert flow. Knows nothing of payload formats."""
+"""curtainwatch alerts: the alert lifecycle (raise, repeat, claim, resolve), escalation,
+notifications, family consent and digests. Knows nothing of payload formats."""

@@ -15,9 +15,8 @@ from alerts.messages import WHAT
 from monitor.clock import Clock
 from monitor.db import upsert, won
 from monitor.models import Alert, Delivery, Event, Person, Resident, Routine, table
-from monitor.windows import next_daily, wall_time
-
-P = table(Person)
+from monitor.rules.windows import next_daily, wall_time
+from monitor.tables import PEOPLE
 
 MOMENTS = {  # (device kind, value) -> label, first of the day unless marked last
     ("curtain", "open"): {"en": "curtain opened", "zh-CN": "拉开窗帘"},
@@ -71,8 +70,8 @@ class Digester:
                 tz = ZoneInfo(resident.timezone)
                 moved = won(
                     session.execute(
-                        update(P)
-                        .where(P.c.id == person.id, P.c.digest_next_at == old)
+                        update(PEOPLE)
+                        .where(PEOPLE.c.id == person.id, PEOPLE.c.digest_next_at == old)
                         .values(digest_next_at=next_daily(wall_time(person.digest_at), tz, now))
                     )
                 )

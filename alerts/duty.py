@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.windows import wall_time
+from monitor.rules.windows import wall_time
 
 
 def on_duty(rota: list[dict[str, Any]], moment: datetime) -> bool:

@@ -29,6 +29,7 @@ from monitor.clock import Clock
 from monitor.db import upsert, won
 from monitor.messages import N_, Message, dump, english, instant
 from monitor.models import Alert, Community, Delivery, Person, Resident, Silence, table
+from monitor.tables import ALERTS
 
 DEFAULT_LADDER = [
     {"after_s": 0, "notify": "volunteers"},
@@ -39,7 +40,6 @@ STAFF_ONLY = ("device_offline", "low_battery", "system")
 REMIND_CLAIMER, REMIND_STAFF, GROUPED = 100, 101, 99  # ladder levels past the normal steps
 REMIND_STAFF_AFTER = timedelta(minutes=15)
 BURST = 10
-AL = table(Alert)
 
 
 @dataclass(frozen=True)
@@ -159,8 +159,8 @@ def _move(session: Session, alert: Alert, level: int, nxt: int, at: datetime | N
     """Claim a step: only the instance that still sees `level` moves the alert on."""
     return won(
         session.execute(
-            update(AL)
-            .where(AL.c.id == alert.id, AL.c.escalation_level == level)
+            update(ALERTS)
+            .where(ALERTS.c.id == alert.id, ALERTS.c.escalation_level == level)
             .values(escalation_level=nxt, next_escalation_at=at)
         )
     )

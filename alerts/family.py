@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from monitor.appsettings import shared_secret
 from monitor.db import dialect_insert_for, won
 from monitor.models import AppSetting, Person, Resident, table
-from monitor.windows import next_daily
+from monitor.rules.windows import next_daily
 
 CONSENT_VERSION = "2026-11-v1"
 INVITE_TTL = timedelta(days=7)

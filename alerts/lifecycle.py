@@ -17,11 +17,9 @@ from sqlalchemy.sql import Select
 
 from monitor.access import SYSTEM_ACTOR
 from monitor.db import dialect_insert_for, won
-from monitor.engine import Finding, routine_cause
 from monitor.messages import dump, english
-from monitor.models import Alert, table
-
-AL = table(Alert)
+from monitor.rules.findings import Finding, routine_cause
+from monitor.tables import ALERTS
 
 SEVERITY = {
     "help": "critical",
@@ -31,7 +29,7 @@ SEVERITY = {
     "low_battery": "info",
     "system": "critical",
 }
-RETURNED = (AL.c.resident_id, AL.c.cause, AL.c.id, AL.c.repeats)
+RETURNED = (ALERTS.c.resident_id, ALERTS.c.cause, ALERTS.c.id, ALERTS.c.repeats)
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class AlertBook:
             .where(twin.c.resident_id == m.c.resident_id, twin.c.kind == "inactivity")
             .scalar_subquery()
         )
-        now = bindparam("at", at, type_=AL.c.raised_at.type)
+        now = bindparam("at", at, type_=ALERTS.c.raised_at.type)
         rows = select(
             m.c.resident_id,
             m.c.routine_id,
@@ -115,7 +113,7 @@ class AlertBook:
             "escalation_level",
             "next_escalation_at",
         ]
-        stmt = self._upsert(dialect_insert_for(session, AL).from_select(columns, rows))
+        stmt = self._upsert(dialect_insert_for(session, ALERTS).from_select(columns, rows))
         if self.on_raised is None:
             session.execute(stmt)
             return
@@ -147,7 +145,7 @@ class AlertBook:
             index_elements=["resident_id", "cause"],
             index_where=text("status != 'resolved'"),
             set_={
-                "repeats": AL.c.repeats + 1,
+                "repeats": ALERTS.c.repeats + 1,
                 "last_raised_at": stmt.excluded.last_raised_at,
                 "due_at": stmt.excluded.due_at,
                 "detail": stmt.excluded.detail,
@@ -156,7 +154,7 @@ class AlertBook:
         )
 
     def _raise(self, session: Session, findings: list[Finding]) -> None:
-        stmt = self._upsert(dialect_insert_for(session, AL)).returning(*RETURNED)
+        stmt = self._upsert(dialect_insert_for(session, ALERTS)).returning(*RETURNED)
         rows = [
             {
                 "resident_id": f.resident_id,
@@ -187,11 +185,11 @@ class AlertBook:
 
     def _resolve(self, session: Session, findings: list[Finding]) -> None:
         session.execute(
-            update(AL)
+            update(ALERTS)
             .where(
-                AL.c.resident_id == bindparam("rid"),
-                AL.c.cause == bindparam("c"),
-                AL.c.status != "resolved",
+                ALERTS.c.resident_id == bindparam("rid"),
+                ALERTS.c.cause == bindparam("c"),
+                ALERTS.c.status != "resolved",
             )
             .values(
                 status="resolved",
@@ -230,8 +228,8 @@ def claim(
     resolved after `remind_after`, the claimer is reminded, then staff told. False if
     someone else claimed it first or it is no longer open."""
     stmt = (
-        update(AL)
-        .where(AL.c.id == alert_id, AL.c.status == "open")
+        update(ALERTS)
+        .where(ALERTS.c.id == alert_id, ALERTS.c.status == "open")
         .values(
             status="claimed",
             claimed_by=person_id,
@@ -247,8 +245,8 @@ def resolve(
 ) -> bool:
     """Close an open or claimed alert with what was found. False if already resolved."""
     stmt = (
-        update(AL)
-        .where(AL.c.id == alert_id, AL.c.status != "resolved")
+        update(ALERTS)
+        .where(ALERTS.c.id == alert_id, ALERTS.c.status != "resolved")
         .values(
             status="resolved",
             resolved_by=person_id,

@@ -32,16 +32,16 @@ from alerts.family import opt_out_token
 from alerts.messages import AlertFacts, render
 from alerts.tokens import make_link_token
 from monitor.clock import Clock
-from monitor.day_marks import community_zone
 from monitor.db import won
 from monitor.messages import load
-from monitor.models import Alert, Delivery, Person, Resident, Routine, table
+from monitor.models import Alert, Delivery, Person, Resident, Routine
+from monitor.rules.day_marks import community_zone
+from monitor.tables import DELIVERIES
 
 log = logging.getLogger(__name__)
 
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10))
 LEASE = timedelta(minutes=2)
-D = table(Delivery)
 
 Send = Callable[[str, str, str], str | None]  # (url, title, body) -> error or None
 
@@ -85,9 +85,12 @@ class Notifier:
         is claimed right before its own send, so a lease covers one send, not a batch."""
         with self.sessions() as session:
             due = session.execute(
-                select(D.c.id, D.c.next_attempt_at)
-                .where(D.c.status == "pending", D.c.next_attempt_at <= self.clock.now())
-                .order_by(D.c.next_attempt_at)
+                select(DELIVERIES.c.id, DELIVERIES.c.next_attempt_at)
+                .where(
+                    DELIVERIES.c.status == "pending",
+                    DELIVERIES.c.next_attempt_at <= self.clock.now(),
+                )
+                .order_by(DELIVERIES.c.next_attempt_at)
                 .limit(self.batch)
             ).all()
         attempted = 0
@@ -103,8 +106,12 @@ class Notifier:
         lease = self.clock.now() + LEASE
         with self.sessions.begin() as session:
             claimed = session.execute(
-                update(D)
-                .where(D.c.id == delivery_id, D.c.status == "pending", D.c.next_attempt_at == old)
+                update(DELIVERIES)
+                .where(
+                    DELIVERIES.c.id == delivery_id,
+                    DELIVERIES.c.status == "pending",
+                    DELIVERIES.c.next_attempt_at == old,
+                )
                 .values(next_attempt_at=lease)
             )
             return lease if won(claimed) else None

@@ -30,20 +30,10 @@ from monitor.models import (
     Alert,
     AlertNote,
     AuditEntry,
-    Delivery,
-    Person,
-    Resident,
-    Routine,
     User,
     table,
 )
-
-AL = table(Alert)
-R = table(Resident)
-RT = table(Routine)
-D = table(Delivery)
-P = table(Person)
-N = table(AlertNote)
+from monitor.tables import ALERT_NOTES, ALERTS, DELIVERIES, PEOPLE, RESIDENTS, ROUTINES
 
 KINDS = ("help", "missed_routine", "inactivity", "device_offline", "low_battery", "system")
 # Outcomes curtainwatch records by itself (a late check-in, a sensor back); people choose
@@ -205,20 +195,20 @@ def visible(scope: Scope) -> ColumnElement[bool]:
     (system alerts) are for staff only."""
     if scope.sees_all:
         return true()
-    return and_(AL.c.resident_id.is_not(None), scope.residents(AL.c.resident_id))
+    return and_(ALERTS.c.resident_id.is_not(None), scope.residents(ALERTS.c.resident_id))
 
 
 def _base(scope: Scope) -> Select[Any]:
     return (
         select(
-            AL,
-            R.c.name.label("resident_name"),
-            R.c.building,
-            R.c.unit,
-            RT.c.kind.label("routine_kind"),
+            ALERTS,
+            RESIDENTS.c.name.label("resident_name"),
+            RESIDENTS.c.building,
+            RESIDENTS.c.unit,
+            ROUTINES.c.kind.label("routine_kind"),
         )
-        .outerjoin(R, R.c.id == AL.c.resident_id)
-        .outerjoin(RT, RT.c.id == AL.c.routine_id)
+        .outerjoin(RESIDENTS, RESIDENTS.c.id == ALERTS.c.resident_id)
+        .outerjoin(ROUTINES, ROUTINES.c.id == ALERTS.c.routine_id)
         .where(visible(scope))
     )
 
@@ -227,8 +217,8 @@ def open_queue(session: Session, scope: Scope, limit: int = QUEUE_LIMIT) -> Queu
     """Open and claimed alerts, oldest first, with deliveries, notes and names."""
     stmt = (
         _base(scope)
-        .where(AL.c.status.in_(OPEN_STATUSES))
-        .order_by(AL.c.raised_at, AL.c.id)
+        .where(ALERTS.c.status.in_(OPEN_STATUSES))
+        .order_by(ALERTS.c.raised_at, ALERTS.c.id)
         .limit(limit)
     )
     rows = session.execute(stmt).all()
@@ -236,8 +226,8 @@ def open_queue(session: Session, scope: Scope, limit: int = QUEUE_LIMIT) -> Queu
     if total == limit:
         total = session.scalar(
             select(func.count())
-            .select_from(AL)
-            .where(visible(scope), AL.c.status.in_(OPEN_STATUSES))
+            .select_from(ALERTS)
+            .where(visible(scope), ALERTS.c.status.in_(OPEN_STATUSES))
         ) or len(rows)
     return Queue(tuple(_complete(session, rows)), total)
 
@@ -245,7 +235,7 @@ def open_queue(session: Session, scope: Scope, limit: int = QUEUE_LIMIT) -> Queu
 def alert_detail(session: Session, scope: Scope, alert_id: int) -> AlertLine:
     """One alert with its whole story. Raises Missing (staff) or Forbidden (anyone else)
     when it does not exist or is not theirs to see, so an id cannot be probed."""
-    rows = session.execute(_base(scope).where(AL.c.id == alert_id)).all()
+    rows = session.execute(_base(scope).where(ALERTS.c.id == alert_id)).all()
     if not rows:
         raise Missing(alert_id) if scope.sees_all else Forbidden(alert_id)
     return _complete(session, rows)[0]
@@ -254,17 +244,17 @@ def alert_detail(session: Session, scope: Scope, alert_id: int) -> AlertLine:
 def _filtered(scope: Scope, f: HistoryFilter, zone: ZoneInfo) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [visible(scope)]
     if not f.include_open:
-        where.append(AL.c.status == "resolved")
+        where.append(ALERTS.c.status == "resolved")
     if f.resident_id:
-        where.append(AL.c.resident_id == f.resident_id)
+        where.append(ALERTS.c.resident_id == f.resident_id)
     if f.kind:
-        where.append(AL.c.kind == f.kind)
+        where.append(ALERTS.c.kind == f.kind)
     if f.outcome:
-        where.append(AL.c.outcome == f.outcome)
+        where.append(ALERTS.c.outcome == f.outcome)
     if f.date_from:
-        where.append(AL.c.raised_at >= local_midnight(f.date_from, zone))
+        where.append(ALERTS.c.raised_at >= local_midnight(f.date_from, zone))
     if f.date_to:
-        where.append(AL.c.raised_at < local_midnight(f.date_to + timedelta(days=1), zone))
+        where.append(ALERTS.c.raised_at < local_midnight(f.date_to + timedelta(days=1), zone))
     return where
 
 
@@ -285,13 +275,13 @@ def history(
     the last page means the last page). `per_page` defaults to PER_PAGE."""
     per_page = per_page or PER_PAGE
     where = _filtered(scope, filters, zone)
-    total = session.scalar(select(func.count()).select_from(AL).where(*where)) or 0
+    total = session.scalar(select(func.count()).select_from(ALERTS).where(*where)) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
     stmt = (
         _base(scope)
         .where(*where)
-        .order_by(AL.c.raised_at.desc(), AL.c.id.desc())
+        .order_by(ALERTS.c.raised_at.desc(), ALERTS.c.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
     )
@@ -307,7 +297,7 @@ def export_rows(
     stmt = (
         _base(scope)
         .where(*_filtered(scope, filters, zone))
-        .order_by(AL.c.raised_at.desc(), AL.c.id.desc())
+        .order_by(ALERTS.c.raised_at.desc(), ALERTS.c.id.desc())
         .execution_options(yield_per=EXPORT_CHUNK)
     )
     for chunk in session.execute(stmt).partitions():
@@ -317,9 +307,9 @@ def export_rows(
 def resident_choices(session: Session, scope: Scope) -> list[ResidentChoice]:
     """The residents `scope` may filter the history by, by building and unit."""
     rows = session.execute(
-        select(R.c.id, R.c.name, R.c.building, R.c.unit)
-        .where(scope.residents(R.c.id))
-        .order_by(R.c.building, R.c.unit, R.c.id)
+        select(RESIDENTS.c.id, RESIDENTS.c.name, RESIDENTS.c.building, RESIDENTS.c.unit)
+        .where(scope.residents(RESIDENTS.c.id))
+        .order_by(RESIDENTS.c.building, RESIDENTS.c.unit, RESIDENTS.c.id)
     ).all()
     return [ResidentChoice(*r) for r in rows]
 
@@ -335,10 +325,10 @@ def _complete(session: Session, rows: Sequence[Any], details: bool = True) -> li
         actors.update(a for a in (r.claimed_by, r.resolved_by) if a)
     if details and ids:
         for d in session.execute(
-            select(D, P.c.name.label("person_name"))
-            .outerjoin(P, P.c.id == D.c.person_id)
-            .where(D.c.alert_id.in_(ids))
-            .order_by(D.c.created_at, D.c.step, D.c.id)
+            select(DELIVERIES, PEOPLE.c.name.label("person_name"))
+            .outerjoin(PEOPLE, PEOPLE.c.id == DELIVERIES.c.person_id)
+            .where(DELIVERIES.c.alert_id.in_(ids))
+            .order_by(DELIVERIES.c.created_at, DELIVERIES.c.step, DELIVERIES.c.id)
         ):
             deliveries[d.alert_id].append(
                 DeliveryLine(
@@ -353,7 +343,11 @@ def _complete(session: Session, rows: Sequence[Any], details: bool = True) -> li
                     sent_at=d.sent_at,
                 )
             )
-        for n in session.execute(select(N).where(N.c.alert_id.in_(ids)).order_by(N.c.at, N.c.id)):
+        for n in session.execute(
+            select(ALERT_NOTES)
+            .where(ALERT_NOTES.c.alert_id.in_(ids))
+            .order_by(ALERT_NOTES.c.at, ALERT_NOTES.c.id)
+        ):
             notes[n.alert_id].append(n)
             actors.add(n.author)
     names = actor_names(session, actors)
@@ -409,8 +403,8 @@ def actor_names(session: Session, actors: Iterable[str]) -> dict[str, str]:
     U = table(User)
     display = func.coalesce(func.nullif(U.c.display_name, ""), U.c.username)
     stmt = (
-        select(P.c.id, P.c.name)
-        .where(P.c.id.in_(people))
+        select(PEOPLE.c.id, PEOPLE.c.name)
+        .where(PEOPLE.c.id.in_(people))
         .union_all(
             select((literal("user:") + U.c.username).label("id"), display).where(
                 U.c.username.in_(users)

@@ -5,7 +5,7 @@ rendered through the Flask test client, next to the bare board computation it re
 1. Build a SQLite database in a temp dir: --residents residents with a curtain, a door, a
    light and a help card and the routines curtain_open 07:00-09:00 (+15m grace) and door
    06:00-22:00 (plus the help routine a help card brings), written with bulk Core inserts
-   exactly as monitor.importer would (checked against it on a sample), imported at midnight
+   exactly as monitor.importing.apply would (checked against it on a sample), imported at midnight
    yesterday; --days days of events up to this morning, in time order (curtain, door,
    light; each routine missed on a few percent of days, seeded) and the settlements of the
    days before yesterday, so the board's queries meet history as they would in real life;
@@ -16,7 +16,7 @@ rendered through the Flask test client, next to the bare board computation it re
    third of today's claimed.
 2. At 10:30 (a SimulatedClock), signed in as staff, with the heap frozen as `curtainwatch
    serve` freezes it: time `/` (counting its SQL statements), the bare computation
-   (monitor.board.compute_board, no HTTP, no template), the live endpoint `/board/tiles`
+   (monitor.pages.board.compute_board, no HTTP, no template), the live endpoint `/board/tiles`
    (a full answer, and a 304 when the browser's ETag matches) and a page filtered to one
    status, --warmup untimed rounds then --rounds timed ones, one call of each per round.
 3. Print p50/p95 of each, the page's ratio to the bare computation, the statements per
@@ -56,9 +56,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `bench.bulk` and the packages
 
 from bench.bulk import FastInsert, Template, check_like_importer, load  # noqa: E402
-from monitor import day_marks  # noqa: E402
+from curtainwatch.runtime import Runtime  # noqa: E402
 from monitor.access import Scope  # noqa: E402
-from monitor.board import RED_KINDS, compute_board  # noqa: E402
+from monitor.admin.users import create_user  # noqa: E402
 from monitor.clock import SimulatedClock  # noqa: E402
 from monitor.config import Settings  # noqa: E402
 from monitor.db import make_engine, upgrade  # noqa: E402
@@ -71,8 +71,8 @@ from monitor.models import (  # noqa: E402
     Settlement,
     table,
 )
-from monitor.runtime import Runtime  # noqa: E402
-from monitor.users import create_user  # noqa: E402
+from monitor.pages.board import RED_KINDS, compute_board  # noqa: E402
+from monitor.rules import day_marks  # noqa: E402
 from sensors.ingest import Message  # noqa: E402
 
 TZ_NAME = "Asia/Shanghai"
@@ -361,7 +361,7 @@ def measure(rt: Runtime, residents: int, warmup: int, rounds: int, profile: bool
             return compute_board(s, staff, rt.clock.now(), zone)
 
     etag = get("/board/tiles")[0].headers["ETag"]
-    # As `curtainwatch serve` does once the app is built (monitor.cli._web_server).
+    # As `curtainwatch serve` does once the app is built (curtainwatch.serve.web_server).
     gc.collect()
     gc.freeze()
     before_ms, load_before = reference_ms(), os.getloadavg()[0]

@@ -1,10 +1,11 @@
 """Bulk-load a generated community for the benchmarks, fast.
 
-`monitor.importer.apply_community` goes through the ORM one resident at a time (several
+`monitor.importing.apply.apply_community` goes through the ORM one resident at a time (several
 statements each, ~6-8 ms per resident here), too slow for 10k-100k residents. This module
 writes the same rows with batched Core inserts, filling every column exactly as the
-importer fills it for a new resident (routine windows from `monitor.windows`, matches from
-`monitor.community.ROUTINE_MATCH`, slots from `RoutineSpec.slot`), and `check_like_importer`
+importer fills it for a new resident (routine windows from `monitor.rules.windows`, matches
+from `monitor.importing.community.ROUTINE_MATCH`, slots from `RoutineSpec.slot`), and
+`check_like_importer`
 proves it on a sample: it imports the sample through `apply_community` into a scratch
 database and compares the rows column by column.
 
@@ -25,12 +26,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select
 
-from monitor.community import ROUTINE_MATCH, RoutineSpec, load_community
 from monitor.db import make_engine, session_factory, upgrade
-from monitor.importer import apply_community
+from monitor.importing.apply import apply_community
+from monitor.importing.community import ROUTINE_MATCH, RoutineSpec, load_community
 from monitor.models import AwayPeriod, Community, Device, Resident, Routine, Schedule, table
 from monitor.models import table as table_of
-from monitor.windows import first_window_due_after, inactivity_due, local_date
+from monitor.rules.windows import first_window_due_after, inactivity_due, local_date
 
 CHUNK = 5000  # residents per INSERT batch
 
@@ -77,7 +78,7 @@ class Template:
 def routine_columns(
     x: RoutineSpec, tz_name: str, now: datetime
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The columns monitor.importer._schedule sets on a new routine imported at `now`, and
+    """The columns monitor.importing.apply._schedule sets on a new routine imported at `now`, and
     those of its schedule (None for help and inactivity)."""
     tz = ZoneInfo(tz_name)
     start = x.start.strftime("%H:%M") if x.start else None
@@ -290,7 +291,7 @@ def check_like_importer(
     now: datetime,
     away: dict[int, list[tuple[date, date]]] | None = None,
 ) -> None:
-    """Import residents `sample` once through monitor.importer.apply_community and once
+    """Import residents `sample` once through monitor.importing.apply.apply_community and once
     through `load`, each into a scratch SQLite database, and assert the rows are equal
     (all columns but surrogate ids). Raises AssertionError naming the first difference."""
     away = away or {}

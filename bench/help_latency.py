@@ -18,9 +18,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.mqtt import MosquittoBroker, find_mosquitto, publish_many  # noqa: E402
 from support.receiver import receiver  # noqa: E402
 
+from curtainwatch.runtime import Runtime  # noqa: E402
 from monitor.clock import SystemClock  # noqa: E402
 from monitor.config import Settings  # noqa: E402
-from monitor.runtime import Runtime  # noqa: E402
 
 
 def main() -> int:

@@ -2,11 +2,12 @@
 """Ingest drain benchmark: how fast does curtainwatch store a backlog that queued on the
 broker while it was down, next to a bare paho subscriber that only parses the JSON?
 
-Measures the ingestor's own limit, not a Python publisher's (DESIGN.md, "Known pitfalls"):
+Measures the ingestor's own limit, not a Python publisher's (docs/decisions.md, "Mosquitto
+settings"):
 
 1. start Mosquitto with bench/mosquitto-bench.conf (max_queued_messages 0: nothing dropped);
 2. load a generated community of --devices residents with one door sensor each (bulk
-   inserts, checked against monitor.importer on a sample), one SQLite copy per drain;
+   inserts, checked against monitor.importing.apply on a sample), one SQLite copy per drain;
 3. create the persistent sessions, one curtainwatch (a Runtime with ingestion only, started
    and stopped) and one bare paho subscriber per protocol and repetition;
 4. publish ONE backlog of --count QoS 1 zigbee2mqtt readings (door contacts and battery
@@ -51,10 +52,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 from support.mqtt import ConfValue, MosquittoBroker, find_mosquitto, publish_many  # noqa: E402
 
 from bench.bulk import Template, check_like_importer, load  # noqa: E402
+from curtainwatch.runtime import Runtime  # noqa: E402
 from monitor.config import Settings  # noqa: E402
 from monitor.db import make_engine, upgrade  # noqa: E402
 from monitor.models import DeadLetter, Event, UnknownDevice  # noqa: E402
-from monitor.runtime import Runtime  # noqa: E402
 
 BENCH_CONF = ROOT / "bench" / "mosquitto-bench.conf"
 TARGET_RATIO = 0.7
@@ -358,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"loaded {counts['residents']} residents, {counts['devices']} devices, "
             f"{counts['routines']} routines in {time.perf_counter() - t:.1f}s "
-            f"(bulk, checked against monitor.importer on a sample)"
+            f"(bulk, checked against monitor.importing.apply on a sample)"
         )
 
         dbs: dict[tuple[str, int], Path] = {}

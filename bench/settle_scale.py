@@ -6,7 +6,7 @@ set-based SQL query that finds the same missed windows.
    or with --database postgresql a throwaway cluster): --residents residents, each with a
    curtain, a door and a light sensor and five routines (curtain_open 07:00-09:00 +15m
    grace, curtain_close 18:00-22:30, light_on 17:30-21:00, door 06:00-22:00, inactivity
-   12h), written with bulk inserts exactly as monitor.importer would write them (checked
+   12h), written with bulk inserts exactly as monitor.importing.apply would write them (checked
    against it on a sample), positioned where the engine leaves them after settling the week
    so far; a week of events (each routine satisfied on most days, missed at random --miss
    of the time), the week's settlements and resolved alerts, a few residents away and a few
@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for `bench.bulk` and the packages
 
 from bench.bulk import FastInsert, Template, check_like_importer, load  # noqa: E402
+from curtainwatch.runtime import Runtime  # noqa: E402
 from monitor.clock import SimulatedClock  # noqa: E402
 from monitor.config import Settings  # noqa: E402
 from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, upgrade  # noqa: E402
@@ -67,8 +68,7 @@ from monitor.models import (  # noqa: E402
     UTCDateTime,
     table,
 )
-from monitor.runtime import Runtime  # noqa: E402
-from monitor.windows import window_on  # noqa: E402
+from monitor.rules.windows import window_on  # noqa: E402
 
 TZ_NAME = "Asia/Shanghai"
 TZ = ZoneInfo(TZ_NAME)
@@ -347,11 +347,11 @@ def _hm(value: str) -> dtime:
 
 # -- measuring (this process) ---------------------------------------------------------------
 
-# Written straight from the semantics in DESIGN.md, independently of monitor/engine.py: a
-# due window is missed when no matching event falls inside it, the resident is not away
-# that day, and some live device could have shown the routine. A windowed routine's window
-# is its schedule's; an inactivity routine is due at its own time and no event satisfies
-# it once due.
+# Written straight from the semantics in docs/decisions.md ("A routine is a window that settles
+# once"), independently of monitor/rules/engine.py: a due window is missed when no matching
+# event falls inside it, the resident is not away that day, and some live device could have
+# shown the routine. A windowed routine's window is its schedule's; an inactivity routine is
+# due at its own time and no event satisfies it once due.
 _MISSED_WHERE = """
   AND NOT EXISTS (
     SELECT 1 FROM away_periods AS a
@@ -507,7 +507,7 @@ def measure(url: str, profile: bool) -> tuple[bool, float]:
         event.remove(rt.db, "before_cursor_execute", before)
         event.remove(rt.db, "after_cursor_execute", after)
         rss_tick = psutil.Process().memory_info().rss / 2**20
-        # What the runtime's checkpoint job does next, in its own thread (monitor.runtime).
+        # What the runtime's checkpoint job does next, in its own thread (curtainwatch.runtime).
         t = time.perf_counter()
         frames = rt.checkpoint()
         checkpoint_s = time.perf_counter() - t

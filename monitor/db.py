@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-# Alembic scripts live at the top of the project, beside the packages (see DESIGN.md).
+# Alembic scripts live at the top of the project, beside the packages (see docs/architecture.md).
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 # SQLite copies the WAL back into the database file (a checkpoint) inside whichever COMMIT
 # takes the WAL past `wal_autocheckpoint` pages, 1000 by default. After a settle tick over
 # a city that is tens of thousands of pages, and the tick would wait for them. The runtime
-# checkpoints in a scheduled job of its own (monitor.runtime) and raises the threshold to
+# checkpoints in a scheduled job of its own (curtainwatch.runtime) and raises the threshold to
 # this safety net (400 MiB of 4 KiB pages) for when no process runs that job.
 WAL_SAFETY_NET_PAGES = 100_000
 # A checkpointed WAL is reused rather than shrunk; this is what may stay on disk after it.

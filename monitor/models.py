@@ -145,7 +145,7 @@ class Event(Base):
 class DayMark(Base):
     """A resident's day at a glance, for the board: the first curtain open, last curtain close
     and first light on (UTC) of each local day of the community's zone.
-    Written with the events themselves (sensors.ingest, monitor.day_marks), as earliest /
+    Written with the events themselves (sensors.ingest, monitor.rules.day_marks), as earliest /
     latest, so order and repeats do not matter: the board reads a row per resident instead
     of the day's events."""
 
@@ -224,7 +224,7 @@ class Routine(Base):
         return self.schedule.next_due_at if self.schedule else self.own_next_due_at
 
     def pause(self) -> None:
-        """Never due again until rescheduled (monitor.importer), so never settled."""
+        """Never due again until rescheduled (monitor.importing.apply), so never settled."""
         for key, value in PAUSED_ROUTINE.items():
             setattr(self, key, value)
         self.schedule = None

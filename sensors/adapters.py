@@ -1,7 +1,8 @@
 """Payload adapters: turn one MQTT message (topic, payload bytes) into Readings.
 
-Owns the topic families of DESIGN.md "MQTT topics" (zigbee2mqtt, Tasmota, Shelly Gen1/Gen2,
-curtainwatch's own event topic) and what their payloads mean. Pure: no I/O, no clock.
+Owns the topic families of docs/contracts.md, "MQTT topics and payloads" (zigbee2mqtt, Tasmota,
+Shelly Gen1/Gen2, curtainwatch's own event topic) and what their payloads mean. Pure: no I/O,
+no clock.
 `parse` raises only PayloadError (known family, bad payload) or IgnoredTopic.
 """
 
@@ -22,7 +23,8 @@ Decoder = Callable[[str, bytes], list[Reading]]
 
 
 def parse(topic: str, payload: bytes) -> list[Reading]:
-    """Readings in `payload` published on `topic`; see DESIGN.md "MQTT topics"."""
+    """Readings in `payload` published on `topic`; see docs/contracts.md, "MQTT topics and
+    payloads"."""
     decode, device = _route(topic)
     if not device:
         raise PayloadError.on(topic, PayloadError(N_("empty device id")))

@@ -46,21 +46,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor import day_marks
 from monitor.clock import Clock
 from monitor.db import upsert
-from monitor.engine import BATTERY_SILENCE, NewEvent
 from monitor.many_rows import ManyRows
 from monitor.messages import N_, dump
-from monitor.models import DeadLetter, Device, Event, UnknownDevice, table
+from monitor.models import DeadLetter, UnknownDevice, table
+from monitor.rules import day_marks
+from monitor.rules.device_health import BATTERY_SILENCE
+from monitor.rules.findings import NewEvent
+from monitor.tables import DAY_MARKS, DEVICES, EVENTS
 from sensors.adapters import parse
 from sensors.interpret import interpret
 from sensors.readings import IgnoredTopic, PayloadError, Reading
 
 log = logging.getLogger(__name__)
 
-D = table(Device)
-E = table(Event)
 # A payload's own time must be near its arrival: readings queued through a long outage
 # may be old, but a time from another era is a broken sensor or a typo, not an event.
 MAX_EVENT_AGE = timedelta(days=30)
@@ -167,7 +167,7 @@ class Ingestor:
 
     def reload_registry(self) -> None:
         with self.sessions() as session:
-            self._registry = {r.id: _state_of(r) for r in session.execute(select(D))}
+            self._registry = {r.id: _state_of(r) for r in session.execute(select(DEVICES))}
         self._loaded_at = time_mod.monotonic()
 
     def _lock_devices(self, session: Session, parsed: Sequence[_Parsed]) -> None:
@@ -214,8 +214,8 @@ class Ingestor:
         if not wanted:
             return set()
         rows = session.execute(
-            select(E.c.device_id, E.c.ts, E.c.kind, E.c.value).where(
-                E.c.stamped, tuple_(E.c.device_id, E.c.ts).in_(wanted)
+            select(EVENTS.c.device_id, EVENTS.c.ts, EVENTS.c.kind, EVENTS.c.value).where(
+                EVENTS.c.stamped, tuple_(EVENTS.c.device_id, EVENTS.c.ts).in_(wanted)
             )
         )
         return {(d, ts, k, v) for d, ts, k, v in rows}
@@ -545,7 +545,7 @@ _EVENT_COLUMNS = ("resident_id", "device_id", "kind", "value", "ts", "received_a
 def _insert_events(dialect: Any) -> Insert:
     """INSERT of events; a stamped event already stored is skipped, not an error (the
     batch checked first; this covers a writer the checks cannot see)."""
-    stmt: Any = dialect.insert(E).values({c: bindparam(c) for c in _EVENT_COLUMNS})
+    stmt: Any = dialect.insert(EVENTS).values({c: bindparam(c) for c in _EVENT_COLUMNS})
     return stmt.on_conflict_do_nothing(  # type: ignore[no-any-return]
         index_elements=["device_id", "ts", "kind", "value"], index_where=text("stamped")
     )
@@ -559,7 +559,7 @@ _MARK_COLUMNS = ("resident_id", "day", *day_marks.COLUMNS)
 
 
 def _merge_marks(dialect: Any) -> Insert:
-    stmt: Any = dialect.insert(day_marks.M).values({c: bindparam(c) for c in _MARK_COLUMNS})
+    stmt: Any = dialect.insert(DAY_MARKS).values({c: bindparam(c) for c in _MARK_COLUMNS})
     return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
         index_elements=["resident_id", "day"], set_=day_marks.merge(stmt.excluded)
     )
@@ -569,11 +569,11 @@ _MERGE_MARKS = ManyRows(
     {"sqlite": _merge_marks(sqlite), "postgresql": _merge_marks(postgresql)}, _MARK_COLUMNS
 )
 _UPDATE_DEVICES = ManyRows(
-    update(D)
-    .where(D.c.id == bindparam("did"))
+    update(DEVICES)
+    .where(DEVICES.c.id == bindparam("did"))
     .values(
         state=bindparam("s"),
-        state_at=func.coalesce(bindparam("at", type_=D.c.state_at.type), D.c.state_at),
+        state_at=func.coalesce(bindparam("at", type_=DEVICES.c.state_at.type), DEVICES.c.state_at),
         last_seen=bindparam("seen"),
         battery=bindparam("b"),
         online=bindparam("on"),
@@ -582,7 +582,10 @@ _UPDATE_DEVICES = ManyRows(
     ("did", "s", "at", "seen", "b", "on", "until"),
 )
 _LOCK_DEVICES = (
-    select(D).where(D.c.id.in_(bindparam("ids", expanding=True))).order_by(D.c.id).with_for_update()
+    select(DEVICES)
+    .where(DEVICES.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(DEVICES.c.id)
+    .with_for_update()
 )
 _CONFLICT_RETRIES = 5
 

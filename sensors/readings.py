@@ -24,7 +24,7 @@ READING_KINDS = (
     "event",
 )
 
-# Device kinds a community file may register (DESIGN.md, "Contracts").
+# Device kinds a community file may register (docs/contracts.md, "The community file").
 DEVICE_KINDS = ("curtain", "door", "light", "help", "motion", "contact", "power", "water")
 
 

@@ -1,5 +1,5 @@
-"""Replay: run a recorded event file (DESIGN.md "Event file") through the very same
-ingestor, engine and alert code on a simulated clock, ticking as the live scheduler would.
+"""Replay: run a recorded event file (docs/contracts.md, "The event file") through the very
+same ingestor, engine and alert code on a simulated clock, ticking as the live scheduler would.
 Idle stretches are skipped by jumping to the next tick at which something is due, which
 gives the same result as ticking every interval."""
 
@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.clock import SimulatedClock
-from monitor.engine import Engine
+from monitor.rules.engine import Engine
 from sensors.ingest import Ingestor, Message
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 
 from monitor.clock import Clock
-from monitor.community import CommunitySpec, ResidentSpec
+from monitor.importing.community import CommunitySpec, ResidentSpec
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,9 @@ from support.web import (
 )
 
 from alerts.duty import on_duty
+from curtainwatch.runtime import Runtime
+from monitor.admin.people import mask_url
+from monitor.admin.users import user_for_token
 from monitor.models import (
     Alert,
     AuditEntry,
@@ -38,9 +41,6 @@ from monitor.models import (
     UnknownDevice,
     User,
 )
-from monitor.people_admin import mask_url
-from monitor.runtime import Runtime
-from monitor.users import user_for_token
 
 
 @pytest.fixture

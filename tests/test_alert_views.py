@@ -37,10 +37,10 @@ from werkzeug.test import TestResponse
 
 from alerts import queue
 from alerts.tokens import NOTE_MAX
+from curtainwatch.runtime import Runtime
 from monitor.access import Scope
 from monitor.clock import SimulatedClock
 from monitor.models import Alert, AlertNote, AuditEntry
-from monitor.runtime import Runtime
 
 DAY = "2026-11-23"
 NEXT_DAY = "2026-11-24"

@@ -18,9 +18,9 @@ from support.web import advance, feed, local, signed_in, web_app, web_runtime
 from werkzeug.test import TestResponse
 
 from alerts.tokens import NOTE_MAX, OUTCOMES
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import new_api_token
 from monitor.models import Alert, AuditEntry, Event, User, table
-from monitor.runtime import Runtime
-from monitor.users import new_api_token
 
 DAY = "2026-11-23"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from sqlalchemy import select
 from support.web import PASSWORD, csrf_token, sign_in, signed_in, visible, web_app, web_runtime
 
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import check_password
 from monitor.config import Settings
 from monitor.models import User
-from monitor.runtime import Runtime
-from monitor.users import check_password
 
 
 def test_sign_in_sets_a_protected_session_cookie(db_url: str) -> None:
@@ -79,7 +79,7 @@ def test_language_switch_is_remembered_on_the_user(db_url: str) -> None:
 
 
 def test_user_add_makes_the_first_admin(db_url: str, tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "monitor.cli", "--database", db_url, "user", "add", "boss"]
+    cmd = [sys.executable, "-m", "curtainwatch.cli", "--database", db_url, "user", "add", "boss"]
     done = subprocess.run(
         [*cmd, "--password-stdin"], input="a long password\n", text=True, capture_output=True
     )

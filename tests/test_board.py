@@ -32,11 +32,11 @@ from support.web import (
 from werkzeug.test import TestResponse
 
 from alerts.lifecycle import claim
+from curtainwatch.runtime import Runtime
 from monitor.access import Scope
-from monitor.board import Facts, OpenAlert, Window, _local_hhmm, compute_board, tile_status
 from monitor.models import Alert, AwayPeriod, Device
-from monitor.runtime import Runtime
-from monitor.windows import local_date
+from monitor.pages.board import Facts, OpenAlert, Window, _local_hhmm, compute_board, tile_status
+from monitor.rules.windows import local_date
 
 TILE = re.compile(r'<li class="tile s-(\w+)" id="t-([^"]+)">(.*?)</li>', re.S)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from support.browser import browser_page, chromium, live_server
 from support.web import COMMUNITY, PASSWORD, local, web_app
 
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import create_user
 from monitor.clock import AcceleratedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
-from monitor.users import create_user
 
 
 def test_simulated_clock_ticks_in_the_header(db_url: str) -> None:

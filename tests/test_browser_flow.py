@@ -16,8 +16,8 @@ from support.browser import browser_page, chromium, live_server, overflow, scree
 from support.mqtt import MosquittoBroker, publish_many
 from support.web import DAY, PASSWORD, local, web_app, web_runtime
 
+from curtainwatch.runtime import Runtime
 from monitor.models import Alert
-from monitor.runtime import Runtime
 
 pytestmark = pytest.mark.broker
 

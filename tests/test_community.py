@@ -1,4 +1,4 @@
-"""The community file (DESIGN.md "Contracts" -> "Community file"): every validation rule with
+"""The community file (docs/contracts.md, "The community file"): every validation rule with
 the exact message a staff member reads, and what an import does to the database: nothing
 when the file is rejected, nothing when it is imported twice, updates in place when it
 changes. No broker: a Runtime on a simulated clock, readings fed to its ingestor directly."""
@@ -14,10 +14,11 @@ import pytest
 from sqlalchemy import func, inspect, select
 from support.watch import COMMUNITY, local
 
-from monitor.cli import main
+from curtainwatch.cli import main
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.community import CommunityError, CommunitySpec, load_community
 from monitor.config import Settings
+from monitor.importing.community import CommunityError, CommunitySpec, load_community
 from monitor.models import (
     Alert,
     AwayPeriod,
@@ -29,7 +30,6 @@ from monitor.models import (
     Settlement,
     UnknownDevice,
 )
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 
 DAY = "2026-11-23"
@@ -44,7 +44,7 @@ PERSON_FIELDS = (
     "id, name, role, language, buildings, resident, consent, notify, rota, quiet_hours, digest"
 )
 
-# The example of DESIGN.md, plus a second resident and a family member of each role.
+# The first example of docs/contracts.md, plus a second resident and a family member of each role.
 FULL = """
 timezone: Asia/Shanghai
 residents:

@@ -1,4 +1,4 @@
-"""Day marks (monitor.day_marks): the curtain and light times the board shows of each
+"""Day marks (monitor.rules.day_marks): the curtain and light times the board shows of each
 resident's day, written by the ingestor in the transaction that stores the events.
 Earliest / latest whatever order the readings arrive in and however often, one row per day
 of the community's zone, equal to a rebuild from the events table, and filled by the
@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import select, text
 from support.web import COMMUNITY, SHANGHAI, feed, local, web_runtime
 
-from monitor import day_marks
+from curtainwatch.runtime import Runtime
 from monitor.access import Scope
-from monitor.board import Board, compute_board
 from monitor.db import make_engine, upgrade
 from monitor.models import DayMark
-from monitor.runtime import Runtime
+from monitor.pages.board import Board, compute_board
+from monitor.rules import day_marks
+from monitor.tables import DAY_MARKS
 from sensors.ingest import Message
 
 DAY = "2026-11-23"
@@ -179,7 +180,7 @@ def test_the_migration_fills_marks_for_events_already_stored(db_url: str) -> Non
         )
     upgrade(db_url)
     with engine.connect() as conn:
-        got = conn.execute(select(day_marks.M)).all()
+        got = conn.execute(select(DAY_MARKS)).all()
     engine.dispose()
     first = recent - timedelta(minutes=30)
     days = {first.astimezone(SHANGHAI).date(), recent.astimezone(SHANGHAI).date()}

@@ -23,11 +23,11 @@ from support.web import (
     web_runtime,
 )
 
+from curtainwatch.runtime import Runtime
 from monitor.access import Scope
+from monitor.admin.devices import payload_text, summary
 from monitor.clock import SimulatedClock
-from monitor.device_admin import payload_text, summary
 from monitor.models import AuditEntry, DeadLetter, Device, Event, UnknownDevice, User
-from monitor.runtime import Runtime
 
 STAFF = Scope("staff", "s-chen")
 

@@ -12,9 +12,9 @@ from support.receiver import Receiver, receiver
 from support.watch import alerts, local
 
 from alerts.lifecycle import claim, resolve
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 
 DAY = "2026-11-23"

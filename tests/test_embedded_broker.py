@@ -19,8 +19,8 @@ from support.mqtt import MosquittoBroker, publish_many, wait_for
 from support.watch import COMMUNITY, events, local, runtime
 
 import sensors.mqtt
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.runtime import Runtime
 from sensors.embedded_broker import EmbeddedBroker
 
 DAY = "2026-11-23"

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from support.watch import alerts, settlements
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
-from monitor.windows import inactivity_due
+from monitor.rules.windows import inactivity_due
 from sensors.ingest import Message
 
 
@@ -453,8 +453,8 @@ def test_a_tick_waits_for_an_import_adding_routines_to_its_schedule(pg_db_url: s
     due. The tick must wait for it, not settle r1 alone and move the schedule past r2."""
     from sqlalchemy import create_engine, text
 
-    from monitor.community import load_community
-    from monitor.importer import apply_community
+    from monitor.importing.apply import apply_community
+    from monitor.importing.community import load_community
 
     tz = "Asia/Shanghai"
     clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))

@@ -13,10 +13,10 @@ from support.receiver import Receiver, receiver
 from support.watch import alerts, local
 
 from alerts.lifecycle import claim
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Silence
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 
 DAY = "2026-11-23"  # a Monday
@@ -184,7 +184,7 @@ def test_a_burst_of_missed_windows_is_one_system_message_to_staff(
 def test_staff_set_a_silence_from_the_command_line(
     db_url: str, rx: Receiver, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from monitor.cli import main
+    from curtainwatch.cli import main
 
     rt = start(db_url, community(rx))
     until = local(DAY, "11:00").isoformat()

@@ -26,10 +26,10 @@ from support.mqtt import StartBroker, publish_many, wait_for
 from support.receiver import Receiver, receiver
 
 from alerts.notify import LEASE, Notifier, apprise_send
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Delivery
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 
 # -- the failover run ---------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from werkzeug.test import TestResponse
 
 from alerts.family import CONSENT_VERSION, consent_text, invite
 from alerts.lifecycle import resolve
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Person
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 from web.app import create_app
 
@@ -318,7 +318,7 @@ def test_reimporting_the_community_file_keeps_invited_family(
 def test_staff_make_an_invitation_from_the_command_line(
     db_url: str, rt: Runtime, client: FlaskClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from monitor.cli import main
+    from curtainwatch.cli import main
 
     assert main(["--database", db_url, "invite", "--resident", "r-301", "--by", "s-chen"]) == 0
     link = capsys.readouterr().out.splitlines()[0]

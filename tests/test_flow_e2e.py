@@ -13,9 +13,9 @@ from support.mqtt import MosquittoBroker, publish_many, wait_for
 from support.receiver import receiver
 from support.watch import alerts, local
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
 from web.app import create_app
 
 pytestmark = pytest.mark.broker

@@ -29,9 +29,9 @@ from support.web import (
     web_runtime,
 )
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.models import Alert, User
-from monitor.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "web/translations/zh/LC_MESSAGES/messages.po"

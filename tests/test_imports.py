@@ -29,6 +29,7 @@ from support.web import (
 )
 from werkzeug.test import TestResponse
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.models import (
     AppSetting,
@@ -40,7 +41,6 @@ from monitor.models import (
     Routine,
     User,
 )
-from monitor.runtime import Runtime
 
 INDEX = "/admin/import/"
 GOOD = (
@@ -425,7 +425,7 @@ def test_only_admins_may_import(rt: Runtime, username: str) -> None:
 
 
 def test_another_admins_upload_is_not_theirs_to_see(rt: Runtime) -> None:
-    from monitor.users import create_user
+    from monitor.admin.users import create_user
 
     with rt.sessions.begin() as s:
         create_user(s, "admin2", PASSWORD, "admin", rt.clock.now(), language="en")

@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import StatementError
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import DeadLetter, Event, UnknownDevice
-from monitor.runtime import Runtime
 from sensors.ingest import Message, storable
 
 # Modest example counts: the whole file must stay under 30 s. Each example of the stream

@@ -11,8 +11,8 @@ import pytest
 from support.mqtt import MosquittoBroker, publish_many, wait_for
 from support.watch import COMMUNITY, alerts, events, local, runtime, settlements
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.runtime import Runtime
 
 DAY = "2026-11-23"
 pytestmark = pytest.mark.broker

@@ -10,9 +10,9 @@ from support.mqtt import MosquittoBroker, publish_many, wait_for
 from support.receiver import receiver
 from support.watch import local
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
 
 pytestmark = pytest.mark.broker
 

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from monitor.cli import main
+from curtainwatch.cli import main
 from monitor.db import make_engine, upgrade
 from monitor.models import (
     Alert,

@@ -13,11 +13,11 @@ from support.watch import alerts, local
 from support.web import PASSWORD, signed_in, visible, web_app
 
 from alerts.lifecycle import claim, resolve
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import create_user
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Delivery
-from monitor.runtime import Runtime
-from monitor.users import create_user
 from sensors.ingest import Message
 
 DAY = "2026-11-23"

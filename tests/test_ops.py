@@ -15,8 +15,8 @@ from support.mqtt import StartBroker, wait_for
 from support.web import advance, feed, web_app, web_runtime
 from werkzeug.test import TestResponse
 
-from monitor.health import check_health
 from monitor.models import Delivery
+from monitor.pages.health import check_health
 
 
 def health(client: Any) -> tuple[int, dict[str, Any]]:

@@ -28,10 +28,10 @@ from alerts.tokens import (
     make_link_token,
     read_link_token,
 )
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Alert
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 from web.app import create_app
 from web.phone import form_token

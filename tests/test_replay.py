@@ -1,5 +1,6 @@
 """`curtainwatch replay` and `record`: the same engine over recorded event files, writing
-the alert lines of the contract; the three real homes in ../shared/data end to end."""
+the alert lines of the contract; the three real homes in ../shared/data (the shared/ folder
+beside the checkout) end to end."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from pathlib import Path
 import pytest
 from support.mqtt import MosquittoBroker, publish_many, wait_for
 
-from monitor.cli import main
+from curtainwatch.cli import main
 
-CLI = [sys.executable, "-m", "monitor.cli"]
+CLI = [sys.executable, "-m", "curtainwatch.cli"]
 CONTRACT_KEYS = {"resident", "kind", "routine", "due", "raised", "severity"}
 
 

@@ -27,9 +27,9 @@ from support.web import (
     web_runtime,
 )
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.history import DayPoint, SeriesStats, day_series, resident_page, series_stats
 from monitor.models import (
     Alert,
     AuditEntry,
@@ -40,7 +40,7 @@ from monitor.models import (
     Routine,
     Settlement,
 )
-from monitor.runtime import Runtime
+from monitor.pages.history import DayPoint, SeriesStats, day_series, resident_page, series_stats
 from web.chart import scale_for
 
 TODAY = date(2026, 11, 23)

@@ -1,4 +1,4 @@
-"""monitor.routine_edit over a real SQLite database on a simulated clock: a changed window is
+"""monitor.admin.routines over a real SQLite database on a simulated clock: a changed window is
 rescheduled as an import would (also across DST, for a resident in America/New_York), a
 window settled today is never reopened, bad input is refused with a precise problem and
 changes nothing, pausing stops settling, and away periods are validated and audited."""
@@ -13,17 +13,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from support.web import DAY, local, web_runtime
 
-from monitor.clock import SimulatedClock
-from monitor.config import Settings
-from monitor.models import AuditEntry, AwayPeriod, Routine, Settlement
-from monitor.routine_edit import (
+from curtainwatch.runtime import Runtime
+from monitor.admin.routines import (
     RoutineForm,
     add_away,
     edit_routine,
     format_duration,
     remove_away,
 )
-from monitor.runtime import Runtime
+from monitor.clock import SimulatedClock
+from monitor.config import Settings
+from monitor.models import AuditEntry, AwayPeriod, Routine, Settlement
 
 NEW_YORK = ZoneInfo("America/New_York")
 

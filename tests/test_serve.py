@@ -33,7 +33,7 @@ def test_serve_ingests_and_stops_cleanly(
     }
     community = tmp_path / "community.yaml"
     community.write_text(COMMUNITY)
-    cli = [sys.executable, "-m", "monitor.cli"]
+    cli = [sys.executable, "-m", "curtainwatch.cli"]
     done = subprocess.run(
         [*cli, "import", str(community)], env=env, capture_output=True, text=True, timeout=60
     )
@@ -83,7 +83,7 @@ def test_serve_only_splits_the_parts_into_processes(
     }
     community = tmp_path / "community.yaml"
     community.write_text(COMMUNITY)
-    cli = [sys.executable, "-m", "monitor.cli"]
+    cli = [sys.executable, "-m", "curtainwatch.cli"]
     subprocess.run([*cli, "import", str(community)], env=env, check=True, timeout=60)
     logs = {part: tmp_path / f"{part}.log" for part in ("ingest", "web")}
     procs = {}

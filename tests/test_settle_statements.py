@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 from support.watch import alerts, local, settlements
 
 from alerts.lifecycle import AlertBook, Raised
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.db import make_engine, session_factory, upgrade
-from monitor.engine import Finding, routine_cause
 from monitor.models import Alert, Routine, table
-from monitor.runtime import Runtime
+from monitor.rules.findings import Finding, routine_cause
 from sensors.ingest import Message
 
 DAY = "2026-11-23"

@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select
 from support.mqtt import StartBroker, publish_many, wait_for
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Device, Event
-from monitor.runtime import Runtime
 from sensors.ingest import Message
 
 START = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

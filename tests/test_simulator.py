@@ -15,11 +15,11 @@ from sqlalchemy import select
 from support.mqtt import Collector, StartBroker, wait_for
 from support.watch import alerts, events, local, runtime, settlements
 
+from curtainwatch.demo import AWAY, PERSONAS, community_yaml, weekend_of
+from curtainwatch.runtime import Runtime
 from monitor.clock import AcceleratedClock, SimulatedClock
-from monitor.community import load_community
-from monitor.demo import AWAY, PERSONAS, community_yaml, weekend_of
+from monitor.importing.community import load_community
 from monitor.models import Device
-from monitor.runtime import Runtime
 from sensors.simulator import DRAIN_FROM, Simulator
 
 SUNDAY = "2026-11-29"  # the demo's away resident is away this weekend (Sat 28 - Sun 29)

@@ -1,5 +1,5 @@
 # ruff: noqa: E501 - exact user-facing messages, one per line, read better unwrapped
-"""Residents spreadsheets (issue 4, point 6; monitor.spreadsheet): reading CSV in UTF-8 (with
+"""Residents spreadsheets (issue 4, point 6; monitor.importing.spreadsheet): reading CSV in UTF-8 (with
 or without BOM), GB18030 and XLSX, Chinese headers, every row problem with the exact
 message a staff member reads, whole-file problems, the template importing cleanly, and
 what an import writes: only the residents in the file, unless told to retire the others.
@@ -16,10 +16,9 @@ from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 from support.web import COMMUNITY, local, web_runtime
 
-from monitor.community import load_community
-from monitor.models import AppSetting, AuditEntry, AwayPeriod, Device, Resident, Routine
-from monitor.runtime import Runtime
-from monitor.spreadsheet import (
+from curtainwatch.runtime import Runtime
+from monitor.importing.community import load_community
+from monitor.importing.spreadsheet import (
     COLUMNS,
     MAX_ROWS,
     Plan,
@@ -36,6 +35,7 @@ from monitor.spreadsheet import (
     template_rows,
     template_xlsx,
 )
+from monitor.models import AppSetting, AuditEntry, AwayPeriod, Device, Resident, Routine
 
 NOW = local("2026-11-23", "06:00")
 HEADER = "id,name,building,unit,curtain,help,curtain_open,grace,away\n"

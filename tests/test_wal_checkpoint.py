@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-import monitor.runtime
+import curtainwatch.runtime
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, upgrade
-from monitor.runtime import Runtime
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 PAGE = 4096
@@ -109,7 +109,7 @@ def test_the_wal_stays_the_size_of_one_big_write_with_checkpoints(tmp_path: Path
 def test_the_scheduler_runs_the_checkpoint_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(monitor.runtime, "CHECKPOINT_INTERVAL_S", 0.2)
+    monkeypatch.setattr(curtainwatch.runtime, "CHECKPOINT_INTERVAL_S", 0.2)
     db = tmp_path / "cw.db"
     rt = Runtime(Settings(database_url=f"sqlite:///{db}"), SimulatedClock(NOW))
     write_big(rt.db, "scheduled")

@@ -2,7 +2,7 @@
 kind, move, remove), people and their rotas and quiet hours, family invitations and consent,
 web users (admins only), and the audit log. Importing files is web.imports (/admin/import).
 
-Views are thin: read the form, call monitor.people_admin / monitor.device_admin (which check
+Views are thin: read the form, call monitor.admin.people / monitor.admin.devices (which check
 every field and write the audit line), render. A form with a problem is shown again with
 the message next to the field and status 400; nothing is saved."""
 
@@ -27,15 +27,15 @@ from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from alerts.family import INVITE_TTL, invite
-from monitor import device_admin as da
-from monitor import people_admin as pa
-from monitor.community import DEVICE_KINDS, WEEKDAYS
-from monitor.community import ROLES as PERSON_ROLES
+from monitor.admin import devices as da
+from monitor.admin import people as pa
+from monitor.importing.community import DEVICE_KINDS, WEEKDAYS
+from monitor.importing.community import ROLES as PERSON_ROLES
 from monitor.models import ROLES as USER_ROLES
 from monitor.models import Community, Device, Person, Resident, User
-from web.app import community_zone, get_runtime
 from web.auth import admin_required, scope, staff_required
 from web.devices import device_kind_label
+from web.helpers import community_zone, get_runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -47,8 +47,8 @@ from alerts.queue import (
 )
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from monitor.access import Scope
-from web.app import community_zone, get_runtime, said
 from web.auth import scope
+from web.helpers import community_zone, get_runtime, said
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 events, for integrations and scripts.
 
 Authentication: ``Authorization: Bearer cw_...`` only (a user's API token, made by
-monitor.users.new_api_token). The session cookie of the dashboard is ignored on purpose, so a
+monitor.admin.users.new_api_token). The session cookie of the dashboard is ignored on purpose, so a
 page on another site cannot make a signed-in browser act through the API (the blueprint is
 exempt from CSRF because nothing here trusts cookies). Missing or bad token: 401 with a
 ``WWW-Authenticate: Bearer`` header. What a token may see and do is its user's
@@ -46,7 +46,7 @@ from werkzeug.wrappers import Response
 from alerts.lifecycle import SEVERITY, claim, resolve
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from monitor.access import Scope, scope_for
-from monitor.health import device_low_battery, device_offline
+from monitor.admin.users import user_for_token
 from monitor.models import (
     OPEN_STATUSES,
     Alert,
@@ -59,8 +59,8 @@ from monitor.models import (
     Resident,
     Routine,
 )
-from monitor.users import user_for_token
-from web.app import community_zone, get_runtime
+from monitor.rules.device_health import device_low_battery, device_offline
+from web.helpers import community_zone, get_runtime
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -1,30 +1,27 @@
-"""The Flask app factory (in the style of Flask's tutorial): one app per Runtime, with the
-runtime's sessions and clock available to every blueprint through `get_runtime()`. Each
+"""The Flask app factory (in the style of Flask's tutorial): one app per running instance
+(monitor.instance), its sessions and clock available to every blueprint through
+`web.helpers.get_runtime()`. Each
 part of the web interface is a blueprint registered here; the extensions (login, CSRF,
 translations, rate limits) live in `web.extensions`. Holds no business rules."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app, g, request, session
-from flask_babel import format_datetime, get_locale, gettext
+from flask import Flask, current_app, request, session
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from alerts.tokens import LINK_MAX_AGE
-from monitor import day_marks
 from monitor.appsettings import secret_key
 from monitor.clock import SystemClock
-from monitor.messages import Local, Message, catalogue_locale, say_or
-from monitor.runtime import Runtime
+from monitor.instance import Instance
+from monitor.messages import catalogue_locale
 from web.extensions import babel, csrf, limiter, login_manager
-
-EXTENSION = "curtainwatch"
-LANGUAGES = {"zh_CN": "中文", "en": "English"}
+from web.helpers import EXTENSION, LANGUAGES, community_zone, get_runtime, local_time, said
 
 # (endpoint, label, who sees it): shown once the blueprint that owns the endpoint exists.
 NAV = (
@@ -36,7 +33,7 @@ NAV = (
 )
 
 
-def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Flask:
+def create_app(runtime: Instance, config: Mapping[str, Any] | None = None) -> Flask:
     """A web app over `runtime` (its database sessions, clock and settings).
 
     `config` overrides Flask settings and these: ``LINK_KEY`` (signs and checks one-tap
@@ -111,36 +108,6 @@ def create_app(runtime: Runtime, config: Mapping[str, Any] | None = None) -> Fla
     app.jinja_env.filters["said"] = said
     app.context_processor(_page_context)
     return app
-
-
-def get_runtime() -> Runtime:
-    """The Runtime of the app handling the current request."""
-    runtime: Runtime = current_app.extensions[EXTENSION]
-    return runtime
-
-
-def community_zone() -> ZoneInfo:
-    """The community's time zone (from its file), cached per request."""
-    if "community_zone" not in g:
-        with get_runtime().sessions() as s:
-            g.community_zone = day_marks.community_zone(s)
-    zone: ZoneInfo = g.community_zone
-    return zone
-
-
-def local_time(value: datetime | None, fmt: str = "yyyy-MM-dd HH:mm") -> str:
-    """A stored UTC time shown in the community's zone (`fmt` is a CLDR pattern or one of
-    Babel's short/medium/long)."""
-    if value is None:
-        return ""
-    return format_datetime(value, fmt)
-
-
-def said(message: Message | None, english: str = "", local: Local = local_time) -> str:
-    """A message kept by the domain (monitor.messages) in the reader's language, its times
-    by `local` (default: the community's zone); `english` when there is none (older rows)
-    or when a stored one cannot be said."""
-    return say_or(gettext, message, english, local)
 
 
 def _locale() -> str:

@@ -1,6 +1,6 @@
 """Signing in and out, the language switch, and the helpers every dashboard view uses to
 ask "who is this and what may they see" (`scope()`, `staff_required`, `resident_or_403`).
-Passwords are checked by monitor.users; the role rules live in monitor.access."""
+Passwords are checked by monitor.admin.users; the role rules live in monitor.access."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from monitor.access import Scope, scope_for
+from monitor.admin.users import check_password
 from monitor.models import User
-from monitor.users import check_password
-from web.app import LANGUAGES, get_runtime
 from web.extensions import limiter, login_manager
+from web.helpers import LANGUAGES, get_runtime
 
 bp = Blueprint("auth", __name__)
 

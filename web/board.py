@@ -3,7 +3,7 @@ with a filter bar (building, status, with counts) and a legend. `/board/tiles` a
 same filters with just the live part (filter bar and tiles) for web/static/board.js, which
 polls it every few seconds; its ETag is a digest of the board's data, so an unchanged board
 costs a 304 with no body and no rendering. The board itself is computed by
-monitor.board.compute_board; this module reads the request and renders."""
+monitor.pages.board.compute_board; this module reads the request and renders."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
-from monitor.board import STATUSES, Board, Group, Tile, compute_board
-from web.app import community_zone, get_runtime
+from monitor.pages.board import STATUSES, Board, Group, Tile, compute_board
 from web.auth import scope
+from web.helpers import community_zone, get_runtime
 
 bp = Blueprint("board", __name__)
 

@@ -4,7 +4,7 @@ light first came on (diamond), and a red triangle under the day for alerts raise
 usual opening time (median) is a dashed line, so "she usually opens at 07:30, later every
 day this week" can be seen at a glance.
 
-Pure functions over monitor.history's DayPoint/SeriesStats: no JavaScript, no library.
+Pure functions over monitor.pages.history's DayPoint/SeriesStats: no JavaScript, no library.
 Accessible: <title>/<desc> on the image, a <title> on every mark, and `summary_text` for
 the sentence under the chart. A viewBox with width 100% lets it shrink to a phone.
 Time of day runs downwards, as in a diary: mornings at the top."""
@@ -19,7 +19,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from markupsafe import Markup, escape
 
-from monitor.history import DayPoint, SeriesStats
+from monitor.pages.history import DayPoint, SeriesStats
 
 WIDTH, HEIGHT = 420, 262
 LEFT, RIGHT, TOP = 40, 6, 10

@@ -1,7 +1,7 @@
 """Devices and data quality, for staff: what needs a look (offline, never heard from, battery
 low), every device with a filter, ids heard on MQTT that no resident has (each with a one-
 click "assign to resident as kind" form), and the payloads we could not read. The rules and
-queries live in monitor.device_admin; after a change the ingestor's registry is reloaded so
+queries live in monitor.admin.devices; after a change the ingestor's registry is reloaded so
 the next reading of the device is read with its new owner."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from monitor import device_admin as da
-from monitor.community import DEVICE_KINDS
-from monitor.engine import LOW_BATTERY
-from web.app import get_runtime
+from monitor.admin import devices as da
+from monitor.importing.community import DEVICE_KINDS
+from monitor.rules.device_health import LOW_BATTERY
 from web.auth import scope, staff_required
+from web.helpers import get_runtime
 
 bp = Blueprint("devices", __name__, url_prefix="/devices")
 

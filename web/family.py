@@ -33,7 +33,7 @@ from alerts.family import (
 )
 from monitor.models import Resident
 from web import forms
-from web.app import get_runtime
+from web.helpers import get_runtime
 
 bp = Blueprint("family", __name__, url_prefix="/family")
 

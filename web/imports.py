@@ -1,9 +1,9 @@
 """Importing files (admins only): the community file (YAML) and residents spreadsheets (CSV,
-XLSX, with a downloadable template). An upload is kept server-side (monitor.spreadsheet:
+XLSX, with a downloadable template). An upload is kept server-side (monitor.importing.spreadsheet:
 a row in app_settings, for an hour) and shown as a preview, every row's changes and
 problems; nothing is written until the admin presses Import, and then only exactly what
 the preview showed (its digest is checked). Reading, comparing and writing live in
-monitor.spreadsheet; these views read the request and render."""
+monitor.importing.spreadsheet; these views read the request and render."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from monitor.messages import Problem
-from monitor.models import AuditEntry
-from monitor.spreadsheet import (
+from monitor.importing.spreadsheet import (
     COLUMNS,
     MAX_BYTES,
     MAX_ROWS,
@@ -36,9 +34,11 @@ from monitor.spreadsheet import (
     template_csv,
     template_xlsx,
 )
-from web.app import get_runtime
+from monitor.messages import Problem
+from monitor.models import AuditEntry
 from web.auth import admin_required, scope
 from web.extensions import csrf
+from web.helpers import get_runtime
 
 bp = Blueprint("imports", __name__, url_prefix="/admin/import")
 

@@ -1,8 +1,8 @@
 """Operations endpoints for load balancers, uptime checks and Prometheus: /healthz and
-/metrics. No sign-in. What they say is decided in monitor/ (monitor.health, monitor.metrics);
-this module only renders it.
+/metrics. No sign-in. What they say is decided in monitor/ (monitor.pages.health,
+monitor.pages.metrics); this module only renders it.
 
-- ``GET /healthz``: JSON, 200 when healthy, 503 when not (see monitor.health for the checks).
+- ``GET /healthz``: JSON, 200 when healthy, 503 when not (see monitor.pages.health for the checks).
   Never cached.
 - ``GET /metrics``: the Prometheus text format, from a CollectorRegistry of this app's own
   (tests and a multi-app process must not share the global default registry). Open by
@@ -20,9 +20,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.process_collector import ProcessCollector
 from werkzeug.wrappers import Response
 
-from monitor.health import check_health
-from monitor.metrics import MetricsCollector
-from web.app import EXTENSION, get_runtime
+from monitor.pages.health import check_health
+from monitor.pages.metrics import MetricsCollector
+from web.helpers import EXTENSION, get_runtime
 
 bp = Blueprint("ops", __name__)
 

@@ -36,7 +36,7 @@ from alerts.tokens import (
 from monitor.messages import catalogue_locale
 from monitor.models import Person
 from web import forms
-from web.app import get_runtime, said
+from web.helpers import get_runtime, said
 
 bp = Blueprint("phone", __name__, url_prefix="/m")
 

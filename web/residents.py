@@ -8,7 +8,7 @@ knock); a family member sees only their relative's page, read-only, without the 
 block (phone, contact person, staff notes: written for the people who visit, and the
 contact person is usually the family member themselves).
 
-Thin views: monitor.history reads, monitor.routine_edit validates and writes, web.chart
+Thin views: monitor.pages.history reads, monitor.admin.routines validates and writes, web.chart
 draws."""
 
 from __future__ import annotations
@@ -26,13 +26,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 from werkzeug.wrappers import Response
 
-from monitor.history import (
-    TimelineItem,
-    buildings_in_scope,
-    resident_list,
-    resident_page,
-)
-from monitor.routine_edit import (
+from monitor.admin.routines import (
     EditResult,
     Problem,
     RoutineForm,
@@ -41,9 +35,15 @@ from monitor.routine_edit import (
     format_duration,
     remove_away,
 )
-from web.app import community_zone, get_runtime
+from monitor.pages.history import (
+    TimelineItem,
+    buildings_in_scope,
+    resident_list,
+    resident_page,
+)
 from web.auth import resident_or_403, scope
 from web.chart import history_svg, summary_text
+from web.helpers import community_zone, get_runtime
 
 bp = Blueprint("residents", __name__, url_prefix="/residents")
 
@@ -122,7 +122,7 @@ RESOLUTION_LABELS = {
     "back_online": _l("back online"),
     "battery_replaced": _l("battery replaced"),
 }
-# The sentence for each problem code monitor.routine_edit reports.
+# The sentence for each problem code monitor.admin.routines reports.
 PROBLEMS = {
     "required": _l("Enter a time like 07:30."),
     "time": _l('"%(value)s" is not a time; write it as HH:MM, from 00:00 to 23:59.'),

@@ -3,7 +3,7 @@
 The board showed today's first curtain open, last close, first light on and last door
 event by grouping the day's events for every resident on every request (a third of its
 time at 10,000 residents, growing through the day). The ingestor now keeps the first three
-per resident and local day in `day_marks` as it stores the events (monitor.day_marks);
+per resident and local day in `day_marks` as it stores the events (monitor.rules.day_marks);
 the last door event is its device's state_at. The marks of yesterday and today are filled
 here from the events already stored, in the community's zone (the board's "today").
 Instances still running the previous version during a rolling upgrade store events

@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from alerts.family import invite, opt_out_token
 from alerts.tokens import make_link_token
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import new_api_token
+from monitor.importing.spreadsheet import find_upload, keep_upload, plan_upload
 from monitor.models import Alert, AwayPeriod, Base, Routine, User
-from monitor.runtime import Runtime
-from monitor.spreadsheet import find_upload, keep_upload, plan_upload
-from monitor.users import new_api_token
 from support.web import (
     USERS,
     advance,

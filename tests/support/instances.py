@@ -3,7 +3,7 @@ kill (SIGKILL) and restart `curtainwatch serve` with an environment of its own, 
 orchestrator would; and a TCP proxy that can hold back what a client sends to the broker
 (its PUBACKs lost in the network) while the broker's messages still reach it.
 
-Owns nothing of the product: it drives `python -m monitor.cli` like an operator."""
+Owns nothing of the product: it drives `python -m curtainwatch.cli` like an operator."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from support.mqtt import free_port, wait_for
 
 __all__ = ["HoldingProxy", "Instance", "serve_env"]
 
-CLI = (sys.executable, "-m", "monitor.cli")
+CLI = (sys.executable, "-m", "curtainwatch.cli")
 
 
 def serve_env(

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Alert, Event, Settlement
-from monitor.runtime import Runtime
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

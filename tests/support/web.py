@@ -20,10 +20,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from curtainwatch.runtime import Runtime
+from monitor.admin.users import create_user, hash_password
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.runtime import Runtime
-from monitor.users import create_user, hash_password
 from sensors.ingest import Message
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

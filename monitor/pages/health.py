@@ -1,6 +1,6 @@
 """Is this instance healthy? The answer /healthz gives (web/ops.py renders it), computed from
-the runtime's state, one database session and the time; plus the device-health rule
-("offline", "low battery") that lists and counts share with the engine's device check.
+the running instance's state, one database session and the time. (Whether a device is
+offline or low is monitor.rules.device_health.)
 
 Checks, each cheap enough to poll every few seconds (two tiny queries in all):
 1. database: ``SELECT 1`` answers;
@@ -19,16 +19,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import ColumnElement, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE, offline_rule
-from monitor.models import Device, Settlement
-
-if TYPE_CHECKING:
-    from monitor.runtime import Runtime
+from monitor.instance import Instance
+from monitor.models import Settlement
 
 STALE_ROUNDS = 3
 # A round may legitimately take a while (catching up after a reconnect, a big day).
@@ -75,7 +72,7 @@ class Health:
 
 
 def check_health(
-    runtime: Runtime, session: Session, now: datetime, monotonic: float | None = None
+    runtime: Instance, session: Session, now: datetime, monotonic: float | None = None
 ) -> Health:
     """The health of `runtime` at `now` (its clock); `monotonic` is time.monotonic() unless
     given (tests)."""
@@ -106,7 +103,7 @@ def _database(session: Session) -> tuple[Check, datetime | None]:
     return Check(True, "reachable"), last
 
 
-def _broker(runtime: Runtime) -> Check:
+def _broker(runtime: Instance) -> Check:
     source = runtime.source
     if source is None:
         return Check(True, NOT_RUN_HERE)
@@ -116,7 +113,7 @@ def _broker(runtime: Runtime) -> Check:
     return Check(False, "disconnected", where)
 
 
-def _scheduler(runtime: Runtime, mono: float) -> Check:
+def _scheduler(runtime: Instance, mono: float) -> Check:
     scheduler = runtime.scheduler
     if scheduler is None:
         return Check(True, NOT_RUN_HERE)
@@ -141,16 +138,3 @@ def _scheduler(runtime: Runtime, mono: float) -> Check:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.astimezone(UTC).isoformat()
-
-
-# -- device health (the same rule as monitor.engine's device check) ---------------------------
-
-
-def device_offline(now: datetime) -> ColumnElement[bool]:
-    """Devices that count as offline at `now`: reported offline, silent past their
-    alive_until, or never heard from NEVER_SEEN_GRACE after being added."""
-    return offline_rule(now, now - NEVER_SEEN_GRACE)
-
-
-def device_low_battery() -> ColumnElement[bool]:
-    return Device.battery < LOW_BATTERY

@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from monitor.health import device_low_battery, device_offline
+from monitor.instance import Instance
 from monitor.models import (
     Alert,
     DeadLetter,
@@ -44,14 +44,13 @@ from monitor.models import (
     Settlement,
     UnknownDevice,
 )
-
-if TYPE_CHECKING:
-    from monitor.runtime import Runtime
+from monitor.rules.device_health import device_low_battery, device_offline
 
 log = logging.getLogger(__name__)
 K = TypeVar("K")
 
-# The contract's alert kinds (DESIGN.md, alert output) and the lifecycle's statuses.
+# The contract's alert kinds (docs/contracts.md, replay's alert output) and the lifecycle's
+# statuses.
 ALERT_KINDS = ("missed_routine", "help", "inactivity", "device_offline", "low_battery", "system")
 ALERT_STATUSES = ("open", "claimed", "resolved")
 SETTLEMENT_OUTCOMES = ("satisfied", "missed", "away", "unknown")
@@ -113,7 +112,7 @@ def database_counts(session: Session, now: datetime) -> DatabaseCounts:
 class MetricsCollector(Collector):
     """Reads the runtime's counters and the database at every scrape."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Instance) -> None:
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:

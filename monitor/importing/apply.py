@@ -11,10 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from monitor import day_marks
 from monitor.access import SYSTEM_ACTOR
-from monitor.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
-from monitor.device_admin import close_departed_device_alerts
+from monitor.importing.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
 from monitor.models import (
     PAUSED_ROUTINE,
     AwayPeriod,
@@ -27,7 +25,9 @@ from monitor.models import (
     Settlement,
     UnknownDevice,
 )
-from monitor.windows import (
+from monitor.rules import day_marks
+from monitor.rules.device_health import close_departed_device_alerts
+from monitor.rules.windows import (
     Window,
     first_window_due_after,
     inactivity_due,

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.community import WINDOW_KINDS, RoutineSpec, parse_duration, parse_time
-from monitor.importer import schedule_routine
+from monitor.importing.apply import schedule_routine
+from monitor.importing.community import WINDOW_KINDS, RoutineSpec, parse_duration, parse_time
 from monitor.models import AuditEntry, AwayPeriod, Resident, Routine
-from monitor.windows import local_date
+from monitor.rules.windows import local_date
 
 MAX_HOURS = 168.0
 MAX_AWAY_DAYS = 366

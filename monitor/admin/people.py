@@ -27,10 +27,11 @@ from sqlalchemy import CursorResult, delete, false, func, or_, select, true, upd
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
-from monitor.community import LANGUAGES, WEEKDAYS, RoutineSpec, parse_time
-from monitor.community import ROLES as PERSON_ROLES
-from monitor.device_admin import AdminError, Page, record
-from monitor.importer import schedule_routine
+from monitor.admin.devices import AdminError, Page, record
+from monitor.admin.users import MIN_PASSWORD, UserError, create_user, hash_password, new_api_token
+from monitor.importing.apply import schedule_routine
+from monitor.importing.community import LANGUAGES, WEEKDAYS, RoutineSpec, parse_time
+from monitor.importing.community import ROLES as PERSON_ROLES
 from monitor.messages import N_
 from monitor.models import (
     PAUSED_ROUTINE,
@@ -48,8 +49,7 @@ from monitor.models import (
 from monitor.models import (
     ROLES as USER_ROLES,
 )
-from monitor.users import MIN_PASSWORD, UserError, create_user, hash_password, new_api_token
-from monitor.windows import next_daily, wall_time
+from monitor.rules.windows import next_daily, wall_time
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -938,7 +938,7 @@ def add_user(session: Session, form: Mapping[str, str], actor: str, now: datetim
         user = create_user(
             session, username, password, role, now, person_id=person_id, display_name=display
         )
-    except UserError as e:  # a rule of monitor.users the checks above did not foresee
+    except UserError as e:  # a rule of monitor.admin.users the checks above did not foresee
         raise AdminError.one("", "%(reason)s", reason=str(e)) from None
     record(
         session,

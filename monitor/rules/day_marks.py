@@ -23,11 +23,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, case, delete, insert, select
 from sqlalchemy.orm import Session
 
-from monitor.models import Community, DayMark, Event, table
-from monitor.windows import local_instant
+from monitor.models import Community
+from monitor.rules.windows import local_instant
+from monitor.tables import DAY_MARKS, EVENTS
 
-E = table(Event)
-M = table(DayMark)
 DEFAULT_ZONE = "Asia/Shanghai"
 
 # The mark each event feeds: (event kind, value) -> (column, keep the latest, else earliest)
@@ -42,7 +41,7 @@ KINDS = frozenset(kind for kind, _ in FEEDS)
 
 
 class Marking(Protocol):
-    """What a mark needs of a stored event (monitor.engine.NewEvent has it)."""
+    """What a mark needs of a stored event (monitor.rules.findings.NewEvent has it)."""
 
     @property
     def resident_id(self) -> str: ...
@@ -85,7 +84,7 @@ def merge(excluded: Any) -> dict[str, Any]:
     """ON CONFLICT: each mark becomes the earlier (or later) of the stored and the new."""
     out = {}
     for column in COLUMNS:
-        old, new = M.c[column], excluded[column]
+        old, new = DAY_MARKS.c[column], excluded[column]
         better = new > old if column in LATEST else new < old
         out[column] = case((old.is_(None), new), (new.is_not(None) & better, new), else_=old)
     return out
@@ -103,18 +102,18 @@ def rebuild(session: Session | Connection, since: datetime) -> int:
     zone = community_zone(session)
     first_day = since.astimezone(zone).date()
     start = local_instant(first_day, time(0), zone)
-    session.execute(delete(M).where(M.c.day >= first_day))
+    session.execute(delete(DAY_MARKS).where(DAY_MARKS.c.day >= first_day))
     rows = marks_of(
         (
             Stored(*row)
             for row in session.execute(
-                select(E.c.resident_id, E.c.kind, E.c.value, E.c.ts).where(
-                    E.c.ts >= start, E.c.kind.in_(KINDS)
+                select(EVENTS.c.resident_id, EVENTS.c.kind, EVENTS.c.value, EVENTS.c.ts).where(
+                    EVENTS.c.ts >= start, EVENTS.c.kind.in_(KINDS)
                 )
             )
         ),
         zone,
     )
     for i in range(0, len(rows), 5000):
-        session.execute(insert(M), rows[i : i + 5000])
+        session.execute(insert(DAY_MARKS), rows[i : i + 5000])
     return len(rows)

@@ -1,6 +1,6 @@
 """`curtainwatch demo`: the whole system on one machine with nothing but Python.
 
-Like monitor/runtime.py this is a composition root, so it may reach into sensors/, alerts/
+Like curtainwatch/runtime.py this is a composition root, so it may reach into sensors/, alerts/
 and web/: it seeds a demo community (two buildings, 30 residents, volunteers on rotas,
 staff, a family member who consented) into a fresh SQLite file (./demo.db by default,
 recreated at every start), starts an MQTT broker inside the process (amqtt, loopback
@@ -27,13 +27,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from monitor.clock import AcceleratedClock, SystemClock
-from monitor.community import load_community
 from monitor.config import DEFAULT_TOPICS, Settings
+from monitor.importing.community import load_community
 from monitor.messages import english
 
 if TYPE_CHECKING:
     from alerts.lifecycle import Raised
-    from monitor.runtime import Runtime
+    from curtainwatch.runtime import Runtime
 
 log = logging.getLogger("curtainwatch.demo")
 
@@ -252,9 +252,9 @@ class PushPrinter:
 
 def run_demo(base: Settings, options: DemoOptions) -> int:
     """Run the demo until SIGINT or SIGTERM; returns the exit code."""
-    from monitor.cli import _web_server
-    from monitor.runtime import Runtime
-    from monitor.users import create_user, hash_password
+    from curtainwatch.runtime import Runtime
+    from curtainwatch.serve import web_server
+    from monitor.admin.users import create_user, hash_password
     from sensors.embedded_broker import EmbeddedBroker
     from sensors.simulator import Simulator
 
@@ -332,7 +332,7 @@ def run_demo(base: Settings, options: DemoOptions) -> int:
                 create_user(
                     session, username, "", role, clock.now(), person_id=person, hashed=hashed
                 )
-        web = _web_server(runtime, settings)
+        web = web_server(runtime, settings)
         clock.resume()
         runtime.start()
         assert runtime.source is not None

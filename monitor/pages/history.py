@@ -21,7 +21,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from monitor.access import Scope
-from monitor.community import ROUTINE_KINDS
+from monitor.admin.routines import editable
+from monitor.importing.community import ROUTINE_KINDS
 from monitor.models import (
     OPEN_STATUSES,
     Alert,
@@ -32,7 +33,6 @@ from monitor.models import (
     Routine,
     Settlement,
 )
-from monitor.routine_edit import editable
 
 SERIES_DAYS = 30
 LOW_BATTERY = 15.0  # as the engine's low_battery alert
@@ -245,7 +245,7 @@ class ResidentPage:
 
 
 def day_start(day: date, zone: ZoneInfo) -> datetime:
-    """The UTC instant local `day` begins (zoneinfo resolves DST; see monitor.windows)."""
+    """The UTC instant local `day` begins (zoneinfo resolves DST; see monitor.rules.windows)."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 

@@ -4,7 +4,7 @@ could not read, and the changes staff make (assign an unknown device, add, chang
 remove). Plain functions over a Session; every change writes an AuditEntry.
 
 Also the small pieces every admin change shares (`AdminError`, `record`), which
-monitor.people_admin uses too.
+monitor.admin.people uses too.
 
 The ingestor keeps an in-memory copy of the device registry: after committing a change made
 here, the caller must call `Ingestor.reload_registry()` so the next reading of that device is
@@ -17,29 +17,32 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from monitor.access import Scope
-from monitor.community import DEVICE_KINDS
-from monitor.engine import LOW_BATTERY, NEVER_SEEN_GRACE
-from monitor.health import device_low_battery, device_offline
+from monitor.importing.community import DEVICE_KINDS
 from monitor.messages import N_, Message, english, load
 from monitor.models import (
-    Alert,
     AuditEntry,
     DeadLetter,
     Device,
     Resident,
     UnknownDevice,
 )
+from monitor.rules.device_health import (
+    LOW_BATTERY,
+    NEVER_SEEN_GRACE,
+    close_departed_device_alerts,
+    device_low_battery,
+    device_offline,
+)
 
 DEVICE_ID_MAX = 200
 PAYLOAD_SHOWN = 400  # characters of a dead letter shown on the page
 DEAD_LETTER_WINDOW = timedelta(hours=24)
-# Device alerts the engine raises, keyed "<kind>:<device id>" (monitor.engine.check_devices).
-DEVICE_ALERT_KINDS = ("device_offline", "low_battery")
+# Device alerts the engine raises, keyed "<kind>:<device id>" (monitor.rules.engine.check_devices).
 
 T = TypeVar("T")
 
@@ -359,29 +362,6 @@ def _device(session: Session, device_id: str) -> Device:
     if device is None:
         raise AdminError.one("device_id", N_("There is no device %(id)s."), id=device_id)
     return device
-
-
-def close_departed_device_alerts(session: Session, actor: str, now: datetime) -> None:
-    """Resolve every open device alert whose device no longer belongs to the alert's
-    resident: moved to someone else, or gone (from the devices page or an import). A device
-    that left a resident can no longer be offline or low for them, and nothing else would
-    resolve it: the engine looks for recovery only among a resident's own devices."""
-    # The alert's device, by primary key: cause is "<kind>:<device id>".
-    named = Device.id == func.substr(Alert.cause, func.length(Alert.kind) + 2)
-    moved = select(Device.id).where(named, Device.resident_id != Alert.resident_id).exists()
-    removed = ~select(Device.id).where(named).exists()
-    for outcome, departed in (("device_moved", moved), ("device_removed", removed)):
-        session.execute(
-            update(Alert)
-            .where(Alert.kind.in_(DEVICE_ALERT_KINDS), Alert.status != "resolved", departed)
-            .values(
-                status="resolved",
-                resolved_at=now,
-                resolved_by=actor[:64],
-                outcome=outcome,
-                next_escalation_at=None,
-            )
-        )
 
 
 def assign_unknown(

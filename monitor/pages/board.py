@@ -12,7 +12,7 @@ Two halves, kept apart so each can be tested alone:
   Python. The statement count does not depend on how many residents there are.
 
 Times on tiles are local "HH:MM" in the community's zone: curtain and light from today's
-day marks (monitor.day_marks: kept by the ingestor as it stores events), the door from its
+day marks (monitor.rules.day_marks: kept by the ingestor as it stores events), the door from its
 device's last change.
 """
 
@@ -39,34 +39,25 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from monitor import day_marks
 from monitor.access import Scope
-from monitor.engine import NEVER_SEEN_GRACE, offline_rule
 from monitor.models import (
     OPEN_STATUSES,
-    Alert,
-    AwayPeriod,
-    Device,
-    Event,
-    Person,
-    Resident,
-    Routine,
-    Schedule,
-    Settlement,
-    table,
 )
-from monitor.windows import local_instant
-
-RES = table(Resident)
-DM = day_marks.M
-AL = table(Alert)
-AW = table(AwayPeriod)
-D = table(Device)
-E = table(Event)
-R = table(Routine)
-S = table(Settlement)
-SC = table(Schedule)
-P = table(Person)
+from monitor.rules import day_marks
+from monitor.rules.device_health import NEVER_SEEN_GRACE, offline_rule
+from monitor.rules.windows import local_instant
+from monitor.tables import (
+    ALERTS,
+    AWAY_PERIODS,
+    DAY_MARKS,
+    DEVICES,
+    EVENTS,
+    PEOPLE,
+    RESIDENTS,
+    ROUTINES,
+    SCHEDULES,
+    SETTLEMENTS,
+)
 
 # Most urgent first: the order of the filter bar and of the counts.
 STATUSES = ("red", "amber", "grey", "green")
@@ -328,46 +319,59 @@ def _residents(scope: Scope) -> Any:
     UTCDateTime's Python-level hook is most of the cost of 30,000 values, and _local_hhmm
     knows they are UTC."""
     settled = _settled(scope).subquery()
-    marks = RES.outerjoin(
-        DM, and_(DM.c.resident_id == RES.c.id, DM.c.day == _param("today", DM.c.day))
+    marks = RESIDENTS.outerjoin(
+        DAY_MARKS,
+        and_(
+            DAY_MARKS.c.resident_id == RESIDENTS.c.id,
+            DAY_MARKS.c.day == _param("today", DAY_MARKS.c.day),
+        ),
     )
     return (
         select(
-            RES.c.id,
-            RES.c.name,
-            RES.c.building,
-            RES.c.unit,
-            *(type_coerce(DM.c[c], DateTime()) for c in day_marks.COLUMNS),
+            RESIDENTS.c.id,
+            RESIDENTS.c.name,
+            RESIDENTS.c.building,
+            RESIDENTS.c.unit,
+            *(type_coerce(DAY_MARKS.c[c], DateTime()) for c in day_marks.COLUMNS),
             settled.c.n,
             settled.c.ok,
         )
-        .select_from(marks.outerjoin(settled, settled.c.resident_id == RES.c.id))
-        .where(RES.c.active, scope.residents(RES.c.id))
+        .select_from(marks.outerjoin(settled, settled.c.resident_id == RESIDENTS.c.id))
+        .where(RESIDENTS.c.active, scope.residents(RESIDENTS.c.id))
     )
 
 
 def _alerts(scope: Scope) -> Any:
     return (
-        select(AL.c.resident_id, AL.c.kind, AL.c.status, R.c.kind, P.c.name, AL.c.claimed_by)
+        select(
+            ALERTS.c.resident_id,
+            ALERTS.c.kind,
+            ALERTS.c.status,
+            ROUTINES.c.kind,
+            PEOPLE.c.name,
+            ALERTS.c.claimed_by,
+        )
         .select_from(
-            AL.outerjoin(R, R.c.id == AL.c.routine_id).outerjoin(P, P.c.id == AL.c.claimed_by)
+            ALERTS.outerjoin(ROUTINES, ROUTINES.c.id == ALERTS.c.routine_id).outerjoin(
+                PEOPLE, PEOPLE.c.id == ALERTS.c.claimed_by
+            )
         )
         .where(
-            AL.c.status.in_(OPEN_STATUSES),
-            AL.c.resident_id.is_not(None),
-            scope.residents(AL.c.resident_id),
+            ALERTS.c.status.in_(OPEN_STATUSES),
+            ALERTS.c.resident_id.is_not(None),
+            scope.residents(ALERTS.c.resident_id),
         )
     )
 
 
 def _away(scope: Scope) -> Any:
     return (
-        select(AW.c.resident_id)
+        select(AWAY_PERIODS.c.resident_id)
         .distinct()
         .where(
-            AW.c.first_day <= _param("today", AW.c.first_day),
-            AW.c.last_day >= _param("today", AW.c.last_day),
-            scope.residents(AW.c.resident_id),
+            AWAY_PERIODS.c.first_day <= _param("today", AWAY_PERIODS.c.first_day),
+            AWAY_PERIODS.c.last_day >= _param("today", AWAY_PERIODS.c.last_day),
+            scope.residents(AWAY_PERIODS.c.resident_id),
         )
     )
 
@@ -378,17 +382,17 @@ def _devices(scope: Scope) -> Any:
     door devices that changed between :midnight and :now: each door event changes its
     door's state, so the last one's time is its state_at (if after the door last moved to
     its resident). Rows (resident, kind, offline?, state_at)."""
-    now = _param("now", D.c.last_seen)
-    offline = offline_rule(now, _param("stale", D.c.created_at))
+    now = _param("now", DEVICES.c.last_seen)
+    offline = offline_rule(now, _param("stale", DEVICES.c.created_at))
     door_today = and_(
-        D.c.kind == "door",
-        D.c.state_at >= _param("midnight", D.c.state_at),
-        D.c.state_at <= _param("now", D.c.state_at),
-        or_(D.c.moved_at.is_(None), D.c.state_at >= D.c.moved_at),
+        DEVICES.c.kind == "door",
+        DEVICES.c.state_at >= _param("midnight", DEVICES.c.state_at),
+        DEVICES.c.state_at <= _param("now", DEVICES.c.state_at),
+        or_(DEVICES.c.moved_at.is_(None), DEVICES.c.state_at >= DEVICES.c.moved_at),
     )
-    return select(D.c.resident_id, D.c.kind, offline, type_coerce(D.c.state_at, DateTime())).where(
-        or_(offline, door_today), scope.residents(D.c.resident_id)
-    )
+    return select(
+        DEVICES.c.resident_id, DEVICES.c.kind, offline, type_coerce(DEVICES.c.state_at, DateTime())
+    ).where(or_(offline, door_today), scope.residents(DEVICES.c.resident_id))
 
 
 def _waiting(scope: Scope) -> Any:
@@ -396,31 +400,31 @@ def _waiting(scope: Scope) -> Any:
     them yet: the routine's current window (its schedule's), whatever its date, so a
     window that crosses midnight still counts, and one overdue but not yet settled stays
     visible."""
-    now = _param("now", SC.c.window_start_at)
+    now = _param("now", SCHEDULES.c.window_start_at)
     matched = exists().where(
-        E.c.resident_id == R.c.resident_id,
-        E.c.ts >= SC.c.window_start_at,
-        E.c.ts < SC.c.next_due_at,
-        E.c.ts <= now,
-        or_(R.c.match_kind.is_(None), E.c.kind == R.c.match_kind),
-        or_(R.c.match_value.is_(None), E.c.value == R.c.match_value),
+        EVENTS.c.resident_id == ROUTINES.c.resident_id,
+        EVENTS.c.ts >= SCHEDULES.c.window_start_at,
+        EVENTS.c.ts < SCHEDULES.c.next_due_at,
+        EVENTS.c.ts <= now,
+        or_(ROUTINES.c.match_kind.is_(None), EVENTS.c.kind == ROUTINES.c.match_kind),
+        or_(ROUTINES.c.match_value.is_(None), EVENTS.c.value == ROUTINES.c.match_value),
     )
     return (
         select(
-            R.c.resident_id,
-            R.c.kind,
+            ROUTINES.c.resident_id,
+            ROUTINES.c.kind,
             # Plain DateTime (naive UTC, made aware by the caller): UTCDateTime's Python-level
             # hook costs more than the rest of a row, and there can be a row per resident.
-            type_coerce(SC.c.window_start_at, DateTime()),
-            type_coerce(SC.c.next_due_at, DateTime()),
+            type_coerce(SCHEDULES.c.window_start_at, DateTime()),
+            type_coerce(SCHEDULES.c.next_due_at, DateTime()),
         )
-        .select_from(R.join(SC, SC.c.id == R.c.schedule_id))
+        .select_from(ROUTINES.join(SCHEDULES, SCHEDULES.c.id == ROUTINES.c.schedule_id))
         .where(
-            R.c.active,
-            R.c.kind.not_in(UNWINDOWED),
-            SC.c.window_start_at <= now,
+            ROUTINES.c.active,
+            ROUTINES.c.kind.not_in(UNWINDOWED),
+            SCHEDULES.c.window_start_at <= now,
             ~matched,
-            scope.residents(R.c.resident_id),
+            scope.residents(ROUTINES.c.resident_id),
         )
     )
 
@@ -431,16 +435,16 @@ def _settled(scope: Scope) -> Any:
     Inactivity is not a window that can pass, so it is not counted."""
     return (
         select(
-            S.c.resident_id,
+            SETTLEMENTS.c.resident_id,
             func.count().label("n"),
-            func.sum(case((S.c.outcome == "satisfied", 1), else_=0)).label("ok"),
+            func.sum(case((SETTLEMENTS.c.outcome == "satisfied", 1), else_=0)).label("ok"),
         )
         .where(
-            S.c.window_date == _param("today", S.c.window_date),
-            S.c.kind.not_in(UNWINDOWED),
-            scope.residents(S.c.resident_id),
+            SETTLEMENTS.c.window_date == _param("today", SETTLEMENTS.c.window_date),
+            SETTLEMENTS.c.kind.not_in(UNWINDOWED),
+            scope.residents(SETTLEMENTS.c.resident_id),
         )
-        .group_by(S.c.resident_id)
+        .group_by(SETTLEMENTS.c.resident_id)
     )
 
 

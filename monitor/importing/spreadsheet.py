@@ -2,7 +2,7 @@
 for spreadsheets and the community file alike.
 
 A spreadsheet is read into text cells, each row turned into the community file's shape and
-checked by `monitor.community.check_community`: the rules are the file's own, and every
+checked by `monitor.importing.community.check_community`: the rules are the file's own, and every
 problem names the row (as the spreadsheet shows it, the header is row 1) and the column:
 `row 7, column curtain_open: "25:00" is not a time (expected "HH:MM", 00:00 to 23:59)`.
 
@@ -37,7 +37,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from monitor.community import (
+from monitor.importing.apply import FILE_CONSENT, apply_community, apply_residents
+from monitor.importing.community import (
     CommunityError,
     CommunitySpec,
     DeviceSpec,
@@ -47,7 +48,6 @@ from monitor.community import (
     check_community,
     load_community,
 )
-from monitor.importer import FILE_CONSENT, apply_community, apply_residents
 from monitor.messages import N_, VERBATIM, Message, Problem
 from monitor.models import (
     AppSetting,

@@ -1,7 +1,7 @@
 """The composition root: wires database, engine, alert book, ingestor, MQTT source and
-scheduler into one running service. It is the one place in monitor/ that reaches into
-sensors/ and alerts/ (the dependencies otherwise run web -> alerts -> monitor, sensors ->
-monitor); the rest of monitor/ stays free of MQTT and HTTP."""
+scheduler into one running service. It lives in curtainwatch/, above the rooms it wires
+(sensors/, monitor/, alerts/), so none of them has to import another against the flow;
+web/ sees a Runtime through monitor.instance.Instance."""
 
 from __future__ import annotations
 
@@ -10,22 +10,25 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.digest import Digester
+from alerts.escalation import Escalator
+from alerts.lifecycle import AlertBook
+from alerts.notify import Notifier
 from monitor.appsettings import secret_key
 from monitor.clock import Clock, SystemClock
-from monitor.community import load_community
 from monitor.config import Settings
 from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, session_factory, upgrade
-from monitor.engine import Engine, NewEvent
-from monitor.importer import apply_community
-
-if TYPE_CHECKING:
-    from sensors.mqtt import MqttSource
+from monitor.importing.apply import apply_community
+from monitor.importing.community import load_community
+from monitor.rules.engine import Engine
+from monitor.rules.findings import NewEvent
+from sensors.ingest import Ingestor
+from sensors.mqtt import MqttSource
 
 log = logging.getLogger(__name__)
 # APScheduler logs every run of every job at INFO; a tick every 30 s is not news.
@@ -46,12 +49,6 @@ class Runtime:
         on_raised: Callable[..., None] | None = None,
         migrate: bool = True,
     ) -> None:
-        from alerts.digest import Digester
-        from alerts.escalation import Escalator
-        from alerts.lifecycle import AlertBook
-        from alerts.notify import Notifier
-        from sensors.ingest import Ingestor
-
         self.settings = settings
         self.clock = clock or SystemClock()
         if migrate:
@@ -77,7 +74,7 @@ class Runtime:
         self._notifying: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        # Liveness for /healthz (monitor.health): when the scheduler started and when the
+        # Liveness for /healthz (monitor.pages.health): when the scheduler started and when the
         # settle job last finished a round (one with nothing due counts). Monotonic seconds,
         # as the scheduler ticks in real time even on a simulated clock; last_settle_at is
         # the same moment on the runtime's clock, for people to read.
@@ -96,8 +93,6 @@ class Runtime:
 
     def start(self, ingest: bool = True, schedule: bool = True) -> None:
         if ingest:
-            from sensors.mqtt import MqttSource
-
             self.ingestor.start()
             self.source = MqttSource(self.settings, self.ingestor)
             self.source.start()

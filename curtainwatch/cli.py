@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import signal
 import sys
 import tempfile
-import threading
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from curtainwatch.logs import setup_logging
 from monitor.clock import SimulatedClock, SystemClock
-from monitor.community import CommunityError
 from monitor.config import Settings
 from monitor.db import upgrade
+from monitor.importing.community import CommunityError
 
 if TYPE_CHECKING:
-    from monitor.runtime import Runtime
+    pass
 
 log = logging.getLogger("curtainwatch")
 
@@ -124,7 +123,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.runtime import Runtime
+    from curtainwatch.runtime import Runtime
 
     runtime = Runtime(settings)
     counts = runtime.import_community(args.file.read_text(encoding="utf-8"))
@@ -134,97 +133,15 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    """All three parts in one process, or `--only` some, for separate processes that share
-    the database (and, for ingestion, the broker through a shared subscription)."""
-    from monitor.runtime import Runtime
+    from curtainwatch.serve import serve
 
-    parts = set(args.only or ("ingest", "schedule", "web"))
-    # Only one kind of process should migrate at start; the web-only one never needs to.
-    runtime = Runtime(settings, migrate=parts != {"web"})
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    web = _web_server(runtime, settings) if "web" in parts else None
-    runtime.start(ingest="ingest" in parts, schedule="schedule" in parts)
-    log.info(
-        "serving %s: MQTT %s:%s, database %s%s",
-        ", ".join(sorted(parts)),
-        settings.mqtt_host,
-        settings.mqtt_port,
-        _safe_url(settings.database_url),
-        f", web http://{settings.web_host}:{settings.web_port}" if web else "",
-    )
-    stop.wait()
-    log.info("stopping")
-    if web is not None:
-        web.close()
-    runtime.stop()
-    return 0
-
-
-def _safe_url(url: str) -> str:
-    """A database URL for the log, without its password."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparsable URL)"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, for log collectors (CURTAINWATCH_LOG_FORMAT=json)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False)
-
-
-def setup_logging(fmt: str, level: int) -> None:
-    handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
-    # Alembic says "Context impl SQLiteImpl." on every start; only its problems are news.
-    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
-
-
-def _web_server(runtime: Runtime, settings: Settings) -> Any:
-    """The web app (dashboard, API, phone and family pages) under waitress, a
-    production WSGI server, in a background thread."""
-    from waitress.server import create_server
-
-    from web.app import create_app
-
-    server = create_server(
-        create_app(runtime),
-        host=settings.web_host,
-        port=settings.web_port,
-        threads=settings.web_threads,
-    )
-    # What is loaded by now lives as long as the process. Frozen, the cyclic GC stops
-    # walking it again in each full collection, which a 10,000-tile board's allocations
-    # set off (bench/board_render.py: ~10 ms of a 10,000-tile page).
-    # Collected first, so that startup's garbage is not kept for good.
-    gc.collect()
-    gc.freeze()
-    threading.Thread(target=server.run, name="curtainwatch-web", daemon=True).start()
-    return server
+    return serve(settings, set(args.only or ("ingest", "schedule", "web")))
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     from alerts.lifecycle import Raised
+    from curtainwatch.runtime import Runtime
     from monitor.models import Resident
-    from monitor.runtime import Runtime
     from sensors.replay import Replay, time_span
 
     first, last = time_span(args.events)
@@ -253,7 +170,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def alert_line(r: object, tz: ZoneInfo) -> dict[str, object]:
-    """One line of replay's alert output (DESIGN.md "Alert output")."""
+    """One line of replay's alert output (docs/contracts.md, "Replay's alert output")."""
     from alerts.lifecycle import Raised
 
     assert isinstance(r, Raised)
@@ -287,7 +204,7 @@ def cmd_record(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
     from alerts.family import invite
-    from monitor.runtime import Runtime
+    from curtainwatch.runtime import Runtime
 
     runtime = Runtime(settings)
     with runtime.sessions.begin() as session:
@@ -302,8 +219,8 @@ def cmd_invite(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_silence(settings: Settings, args: argparse.Namespace) -> int:
+    from curtainwatch.runtime import Runtime
     from monitor.models import Resident, Silence
-    from monitor.runtime import Runtime
 
     runtime = Runtime(settings)
     now = runtime.clock.now()
@@ -333,9 +250,9 @@ def cmd_silence(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
 
+    from curtainwatch.runtime import Runtime
+    from monitor.admin.users import UserError, create_user, new_api_token
     from monitor.models import User
-    from monitor.runtime import Runtime
-    from monitor.users import UserError, create_user, new_api_token
 
     runtime = Runtime(settings)
     try:
@@ -372,7 +289,7 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from monitor.demo import DemoOptions, run_demo
+    from curtainwatch.demo import DemoOptions, run_demo
 
     if not args.speed > 0:
         raise ValueError(f"--speed must be above 0 minutes per day, not {args.speed:g}")

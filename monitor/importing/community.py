@@ -1,4 +1,4 @@
-"""The community file (YAML contract in DESIGN.md): parse and validate it into plain
+"""The community file (YAML contract in docs/contracts.md): parse and validate it into plain
 specs. A file with any problem is rejected whole, with every problem named by its path,
 e.g. `residents[2].routines[0].end: "25:00" is not a time`."""
 
