@@ -1,11 +1,13 @@
-"""Session-wide fixtures: a real Mosquitto broker, ../shared/data, a fresh database URL.
+"""Session-wide fixtures: a real Mosquitto broker, ../shared/data (the shared/ folder beside
+the checkout), a fresh database URL.
 
 The database backend is chosen by ``CURTAINWATCH_TEST_DB``: ``sqlite`` (the default, a file
 in the test's tmp_path) or ``postgresql`` (a throwaway cluster started once per session,
 see support.postgres, and a new empty database per test). ``make test`` runs both.
 
-Anything the suite needs from outside Python goes through ``support.requirements.require``:
-skipped on a developer machine that lacks it, a failure under ``CI=true``.
+Anything the suite needs from outside Python is looked up in ``support.requirements`` (as is
+``make test``'s preflight) and goes through its ``require``: skipped on a developer machine
+that lacks it, a failure under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from support.mqtt import ConfValue, MosquittoBroker, StartBroker, find_mosquitto
-from support.postgres import PostgresCluster, find_postgres_bindir
-from support.requirements import require
+from support.mqtt import ConfValue, MosquittoBroker, StartBroker
+from support.postgres import PostgresCluster
+from support.requirements import MOSQUITTO, POSTGRESQL, require
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DB_BACKENDS = ("sqlite", "postgresql")
@@ -64,10 +66,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def _mosquitto_binary() -> str:
-    binary = find_mosquitto()
-    require(binary, "mosquitto not installed", "apt-get install mosquitto")
-    assert binary is not None
-    return binary
+    return MOSQUITTO.require()
 
 
 @pytest.fixture(scope="session")
@@ -101,13 +100,26 @@ def start_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartBrok
         instance.stop()
 
 
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every test that uses ``shared_data`` carries the ``shared_data`` marker, so
+    ``-m 'not shared_data'`` (the advice in the fixture's skip message) deselects them all."""
+    if "shared_data" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+        "shared_data"
+    ):
+        item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` beside the repository (three van Kasteren homes)."""
     require(
         SHARED_DATA.is_dir(),
         f"shared data not found at {SHARED_DATA}",
-        "check out shared/ beside the repository (see DESIGN.md, 'Data to test against')",
+        "it is the shared/ folder that sits beside the repository checkout (a sibling of "
+        "the clone, holding data/kasteren-a, data/kasteren-b and data/kasteren-c: recorded "
+        "homes whose event files follow docs/contracts.md); CI provides it. Put it there, "
+        "or deselect the tests that need it with -m 'not shared_data' "
+        """(make test PYTEST_ARGS="-m 'not shared_data'")""",
     )
     return SHARED_DATA
 
@@ -125,14 +137,7 @@ def postgres() -> Iterator[PostgresCluster]:
     Requested by ``db_url`` under ``CURTAINWATCH_TEST_DB=postgresql``; a test may also ask
     for it directly. Make databases with ``create_database``; do not stop it.
     """
-    bindir = find_postgres_bindir()
-    require(
-        bindir,
-        "PostgreSQL server binaries (initdb, postgres) not found",
-        "apt-get install postgresql (or set CURTAINWATCH_PG_BINDIR)",
-    )
-    assert bindir is not None
-    with PostgresCluster(bindir) as cluster:
+    with PostgresCluster(POSTGRESQL.require()) as cluster:
         yield cluster
 
 

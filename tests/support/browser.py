@@ -17,9 +17,8 @@ from typing import Any
 from flask import Flask
 
 from support.mqtt import free_port
-from support.requirements import require
+from support.requirements import CHROMIUM_BROWSER  # /usr/bin/chromium, looked up there
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 # As root in a container, and on a machine with no route out: no sandbox, no GPU, and none
 # of Chromium's own background connections (which would fail, slowly, at every start).
@@ -54,11 +53,11 @@ def live_server(app: Flask) -> Iterator[str]:
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A headless Debian Chromium (skipped without it outside CI, a failure under CI)."""
-    require(CHROMIUM.exists(), "chromium not installed", "apt-get install chromium")
+    executable = CHROMIUM_BROWSER.require()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        browser = p.chromium.launch(executable_path=str(executable), headless=True, args=FLAGS)
         try:
             yield browser
         finally:

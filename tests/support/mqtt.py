@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import threading
@@ -23,6 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+# The lookup lives with the other external dependencies; re-exported for tests and benches.
+from support.requirements import find_mosquitto
 
 __all__ = [
     "BROKER_DEFAULTS",
@@ -59,18 +61,6 @@ BROKER_DEFAULTS: dict[str, ConfValue] = {
 
 StartBroker = Callable[..., "MosquittoBroker"]
 """Type of the ``start_broker`` fixture: ``start_broker(**conf_overrides) -> MosquittoBroker``."""
-
-MOSQUITTO_FALLBACK = "/usr/sbin/mosquitto"
-
-
-def find_mosquitto() -> str | None:
-    """Path of the mosquitto binary (PATH first, then Debian's /usr/sbin), or None."""
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    if os.access(MOSQUITTO_FALLBACK, os.X_OK):
-        return MOSQUITTO_FALLBACK
-    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:

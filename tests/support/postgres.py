@@ -16,7 +16,6 @@ import contextlib
 import itertools
 import os
 import pwd
-import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from support.mqtt import free_port
+from support.requirements import find_postgres_bindir  # the lookup lives there; re-exported
 
 __all__ = ["SERVER_SETTINGS", "PostgresCluster", "find_postgres_bindir"]
 
@@ -53,26 +53,6 @@ SUPERUSER = "cw"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
-
-
-def find_postgres_bindir() -> Path | None:
-    """Directory holding ``initdb`` and ``postgres``: ``$CURTAINWATCH_PG_BINDIR``, then
-    PATH, then Debian's ``/usr/lib/postgresql/<newest>/bin``; None if none has both."""
-    candidates: list[Path] = []
-    if configured := os.environ.get("CURTAINWATCH_PG_BINDIR"):
-        candidates.append(Path(configured))
-    if on_path := shutil.which("initdb"):
-        candidates.append(Path(on_path).parent)
-
-    def version(path: Path) -> tuple[int, ...]:
-        return tuple(int(part) for part in re.findall(r"\d+", path.parent.name))
-
-    debian = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
-    candidates.extend(debian)
-    for bindir in candidates:
-        if all(os.access(bindir / name, os.X_OK) for name in ("initdb", "postgres")):
-            return bindir
-    return None
 
 
 @dataclass(frozen=True)
