@@ -1,7 +1,9 @@
 """The ingestor: payloads in, stored changes out. Keeps an in-memory copy of the device
 registry so a reading that changes nothing costs no query; writes each batch of messages in
 one transaction (events, the day marks they move, device state, dead letters, unknown
-devices), then lets the engine react to the new events inside that same transaction.
+devices), then lets the engine react to the new events inside that same transaction. The
+writer thread that gathers the batches is sensors.writer; what a batch holds and the
+statements that write it are sensors.batch.
 
 A batch that fails to commit is not acknowledged: the registry is reloaded from the database
 and the batch is tried again, so a database hiccup loses nothing.
@@ -24,40 +26,38 @@ subscriptions spread one device's messages over several instances, in no guarant
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time as time_mod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import (
-    Insert,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clock import Clock
 from monitor.db import upsert
-from monitor.many_rows import ManyRows
 from monitor.messages import N_, dump
 from monitor.models import DeadLetter, UnknownDevice, table
 from monitor.rules import day_marks
-from monitor.rules.device_health import BATTERY_SILENCE
 from monitor.rules.findings import NewEvent
-from monitor.tables import DAY_MARKS, DEVICES, EVENTS
+from monitor.tables import DEVICES, EVENTS
 from sensors.adapters import parse
+from sensors.batch import (
+    INSERT_EVENTS,
+    LOCK_DEVICES,
+    MARK_COLUMNS,
+    MERGE_MARKS,
+    UPDATE_DEVICES,
+    Batch,
+    DeviceState,
+    IngestStats,
+    Key,
+    Parsed,
+    alive_until,
+    state_of,
+)
 from sensors.interpret import interpret
 from sensors.readings import IgnoredTopic, PayloadError, Reading
+from sensors.writer import BatchWriter, Message, acknowledge
 
 log = logging.getLogger(__name__)
 
@@ -65,66 +65,6 @@ log = logging.getLogger(__name__)
 # may be old, but a time from another era is a broken sensor or a typo, not an event.
 MAX_EVENT_AGE = timedelta(days=30)
 MAX_EVENT_AHEAD = timedelta(hours=1)
-Ack = Callable[[], None]
-"""Acknowledges one message once it is stored. An ack that also has an `ack_together`
-attribute (a function taking a list of such acks) is acknowledged together with the others
-of its batch, in one call (sensors.mqtt sends a batch's PUBACKs as one write that way)."""
-
-
-@dataclass
-class Message:
-    topic: str
-    payload: bytes
-    received_at: datetime
-    ack: Ack | None = None
-    # The broker sent it before (MQTT DUP flag): a QoS 1 redelivery, perhaps already stored.
-    redelivered: bool = False
-
-
-@dataclass
-class _DeviceState:
-    resident_id: str
-    kind: str
-    light_threshold: float
-    state: str | None
-    battery: float | None
-    online: bool | None
-    last_seen: datetime | None
-    state_at: datetime | None = None  # time of the reading that set `state`
-
-
-@dataclass
-class IngestStats:
-    messages: int = 0
-    readings: int = 0
-    events: int = 0
-    dead_letters: int = 0
-    ignored: int = 0
-    unknown: int = 0
-    batches: int = 0
-    redelivered: int = 0  # messages the broker marked as sent before (DUP)
-    duplicates: int = 0  # timestamped readings already stored, recognised and skipped
-
-
-# A stamped event's identity: (device id, ts in UTC, device kind, value).
-_Key = tuple[str, datetime, str, str]
-# What `parse` made of one message: its readings, or why it is a dead letter, or None for a
-# topic curtainwatch ignores.
-_Parsed = list[Reading] | PayloadError | None
-
-
-@dataclass
-class _Batch:
-    events: list[NewEvent] = field(default_factory=list)
-    stamped: list[bool] = field(default_factory=list)  # per event: its time is the payload's
-    stored_keys: set[_Key] = field(default_factory=set)  # stamped events already stored
-    moved: set[str] = field(default_factory=set)  # devices whose state (and its time) changed
-    duplicates: int = 0
-    devices: dict[str, _DeviceState] = field(default_factory=dict)
-    dead: list[dict[str, object]] = field(default_factory=list)
-    unknown: dict[str, dict[str, object]] = field(default_factory=dict)
-    readings: int = 0
-    ignored: int = 0
 
 
 OnEvents = Callable[[Session, Sequence[NewEvent]], None]
@@ -136,7 +76,7 @@ OnEvents = Callable[[Session, Sequence[NewEvent]], None]
 BATCH_SIZE = 4000
 
 
-class Ingestor:
+class Ingestor(BatchWriter):
     def __init__(
         self,
         sessions: sessionmaker[Session],
@@ -146,20 +86,13 @@ class Ingestor:
         max_delay: float = 0.05,
         registry_refresh: float = 60.0,
     ) -> None:
+        super().__init__(clock, batch_size, max_delay)
         self.sessions = sessions
-        self.clock = clock
         self.on_events = on_events
-        self.batch_size = batch_size
-        self.max_delay = max_delay
         self.registry_refresh = registry_refresh
         self.stats = IngestStats()
-        self._registry: dict[str, _DeviceState] = {}
+        self._registry: dict[str, DeviceState] = {}
         self._loaded_at = 0.0
-        self._queue: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._done = threading.Condition()
-        self._submitted = 0
-        self._stored = 0
         # Told of each committed batch's new events (the runtime wakes the notifier for help).
         self.after_commit: Callable[[Sequence[NewEvent]], None] | None = None
 
@@ -167,10 +100,10 @@ class Ingestor:
 
     def reload_registry(self) -> None:
         with self.sessions() as session:
-            self._registry = {r.id: _state_of(r) for r in session.execute(select(DEVICES))}
+            self._registry = {r.id: state_of(r) for r in session.execute(select(DEVICES))}
         self._loaded_at = time_mod.monotonic()
 
-    def _lock_devices(self, session: Session, parsed: Sequence[_Parsed]) -> None:
+    def _lock_devices(self, session: Session, parsed: Sequence[Parsed]) -> None:
         """Several instances may ingest into this database: lock the batch's device rows
         (in id order, so two batches cannot deadlock) and take their state from the
         database, not from this process's copy. Also learns devices registered since the
@@ -187,15 +120,13 @@ class Ingestor:
         if not ids:
             return
         found = set()
-        for row in session.execute(_LOCK_DEVICES, {"ids": ids}):
-            self._registry[row.id] = _state_of(row)
+        for row in session.execute(LOCK_DEVICES, {"ids": ids}):
+            self._registry[row.id] = state_of(row)
             found.add(row.id)
         for gone in set(ids) - found:
             self._registry.pop(gone, None)
 
-    def _find_stored(
-        self, session: Session, parsed: Sequence[tuple[Message, _Parsed]]
-    ) -> set[_Key]:
+    def _find_stored(self, session: Session, parsed: Sequence[tuple[Message, Parsed]]) -> set[Key]:
         """The stored events of the batch's timestamped readings' (device, time) pairs: QoS 1
         redeliveries, or a publisher's retry. One query, only for batches that carry such
         readings; `_apply` matches each reading's full key against them."""
@@ -228,7 +159,7 @@ class Ingestor:
             return
         if not self._registry or time_mod.monotonic() - self._loaded_at > self.registry_refresh:
             self.reload_registry()
-        batch = _Batch()
+        batch = Batch()
         parsed = [(m, _parse(m)) for m in messages]  # pure: outside the transaction
         try:
             with self.sessions.begin() as session:
@@ -259,11 +190,11 @@ class Ingestor:
                 redelivered,
                 batch.duplicates,
             )
-        _acknowledge(messages)
+        acknowledge(messages)
         if self.after_commit and batch.events:
             self.after_commit(batch.events)
 
-    def _read(self, m: Message, readings: _Parsed, batch: _Batch) -> None:
+    def _read(self, m: Message, readings: Parsed, batch: Batch) -> None:
         if readings is None:
             batch.ignored += 1
             return
@@ -287,9 +218,9 @@ class Ingestor:
     def _apply(
         self,
         reading: Reading,
-        device: _DeviceState,
+        device: DeviceState,
         received_at: datetime,
-        batch: _Batch,
+        batch: Batch,
         device_id: str,
     ) -> None:
         if reading.ts is not None and not _near(reading.ts, received_at):
@@ -349,7 +280,7 @@ class Ingestor:
         )
         batch.stamped.append(False)
 
-    def _dead(self, batch: _Batch, m: Message, error: PayloadError) -> None:
+    def _dead(self, batch: Batch, m: Message, error: PayloadError) -> None:
         log.warning("dead letter on %s: %s", m.topic, error)
         batch.dead.append(
             {
@@ -361,7 +292,7 @@ class Ingestor:
             }
         )
 
-    def _unknown(self, batch: _Batch, m: Message, device_id: str) -> None:
+    def _unknown(self, batch: Batch, m: Message, device_id: str) -> None:
         # Keyed by the id as stored: one row per key in the batch's upsert (PostgreSQL
         # refuses to update the same row twice in one statement).
         key = storable(device_id)[:200]
@@ -378,9 +309,9 @@ class Ingestor:
         seen["last_seen"] = m.received_at
         seen["last_payload"] = storable(m.payload[:1000].decode("utf-8", "replace"))
 
-    def _write(self, session: Session, batch: _Batch) -> None:
+    def _write(self, session: Session, batch: Batch) -> None:
         if batch.events:
-            _INSERT_EVENTS.execute(
+            INSERT_EVENTS.execute(
                 session,
                 [
                     (e.resident_id, e.device_id, e.kind, e.value, e.ts, e.received_at, stamped)
@@ -393,10 +324,10 @@ class Ingestor:
                 # In key order, as the device locks: two instances' batches that touch the
                 # same residents' marks take their row locks in the same order (PostgreSQL).
                 marks.sort(key=lambda m: (m["resident_id"], m["day"]))
-                _MERGE_MARKS.execute(session, [tuple(m[c] for c in _MARK_COLUMNS) for m in marks])
+                MERGE_MARKS.execute(session, [tuple(m[c] for c in MARK_COLUMNS) for m in marks])
         if batch.devices:
             moved = batch.moved
-            _UPDATE_DEVICES.execute(
+            UPDATE_DEVICES.execute(
                 session,
                 [
                     (
@@ -407,7 +338,7 @@ class Ingestor:
                         d.last_seen,
                         d.battery,
                         d.online,
-                        _alive_until(d),
+                        alive_until(d),
                     )
                     for did, d in batch.devices.items()
                 ],
@@ -427,183 +358,33 @@ class Ingestor:
         )
         self.on_events(session, batch.events)
 
-    # -- threaded path (live MQTT) --------------------------------------------------------
+    # -- what the writer thread (sensors.writer) calls -----------------------------------
 
-    def submit(
-        self, topic: str, payload: bytes, ack: Ack | None = None, redelivered: bool = False
-    ) -> None:
-        """Queue one message from the MQTT thread; the writer stores it within max_delay."""
-        with self._done:
-            self._submitted += 1
-        self._queue.put(Message(topic, payload, self.clock.now(), ack, redelivered))
+    def bury(self, m: Message, exc: Exception) -> None:
+        # the topic itself may be what the database cannot take: store it escaped
+        topic = storable(m.topic.encode("utf-8", "backslashreplace").decode("utf-8"))
+        log.error("burying a message on %s the database refused: %s", topic, exc)
+        with self.sessions.begin() as session:
+            session.execute(
+                insert(table(DeadLetter)),
+                [
+                    {
+                        "topic": topic,
+                        "payload": m.payload,
+                        "received_at": m.received_at,
+                        "error": f"{topic}: could not be stored: {str(exc)[:500]}",
+                    }
+                ],
+            )
+        self.stats.dead_letters += 1
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="curtainwatch-ingest", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Store what is queued, then end the writer thread."""
-        if self._thread:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def wait_idle(self, timeout: float = 30.0) -> bool:
-        """Until everything submitted so far is stored (tests and benchmarks use it)."""
-        with self._done:
-            return self._done.wait_for(lambda: self._stored >= self._submitted, timeout)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            try:
-                first = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if first is None:
-                break
-            pending = [first]
-            # Gather what arrives within max_delay: one transaction for many messages.
-            # Take what is already queued without a timed wait (cheaper per message).
-            deadline = time_mod.monotonic() + self.max_delay
-            get_nowait, get = self._queue.get_nowait, self._queue.get
-            while len(pending) < self.batch_size:
-                try:
-                    item = get_nowait()
-                except queue.Empty:
-                    try:
-                        item = get(timeout=max(0.0, deadline - time_mod.monotonic()))
-                    except queue.Empty:
-                        break
-                if item is None:
-                    stopping = True
-                    break
-                pending.append(item)
-            self._flush(pending)
-
-    def _flush(self, pending: list[Message]) -> None:
-        delay = 0.5
-        conflicts = 0
-        while True:
-            try:
-                self.process(pending)
-                break
-            except Exception as exc:
-                if _transient(exc) and conflicts < _CONFLICT_RETRIES:
-                    # Another instance's transaction got in the way (a deadlock, a lock or
-                    # serialization timeout): not a bad message, so no isolating it.
-                    conflicts += 1
-                    log.warning(
-                        "batch of %d hit a database conflict, retrying: %s", len(pending), exc
-                    )
-                    time_mod.sleep(0.05 * conflicts)
-                    continue
-                log.exception("could not store %d messages", len(pending))
-                if self._isolate(pending):
-                    break
-                log.warning("database unavailable; retrying in %.1fs", delay)
-                time_mod.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        with self._done:
-            self._stored += len(pending)
-            self._done.notify_all()
-
-    def _isolate(self, pending: list[Message]) -> bool:
-        """The database refused a batch. If the database itself is up, some message in the
-        batch is to blame: store the messages one by one and bury the ones refused alone in
-        dead letters, so one bad payload cannot stop the stream. False if the database is
-        down (then the whole batch waits and is retried)."""
-        if not _database_up(self.sessions):
+    def database_up(self) -> bool:
+        try:
+            with self.sessions() as session:
+                session.execute(select(1))
+            return True
+        except Exception:
             return False
-        for m in pending:
-            try:
-                self.process([m])
-            except Exception as exc:
-                # the topic itself may be what the database cannot take: store it escaped
-                topic = storable(m.topic.encode("utf-8", "backslashreplace").decode("utf-8"))
-                log.error("burying a message on %s the database refused: %s", topic, exc)
-                with self.sessions.begin() as session:
-                    session.execute(
-                        insert(table(DeadLetter)),
-                        [
-                            {
-                                "topic": topic,
-                                "payload": m.payload,
-                                "received_at": m.received_at,
-                                "error": f"{topic}: could not be stored: {str(exc)[:500]}",
-                            }
-                        ],
-                    )
-                self.stats.dead_letters += 1
-                _acknowledge([m])
-        return True
-
-
-_EVENT_COLUMNS = ("resident_id", "device_id", "kind", "value", "ts", "received_at", "stamped")
-
-
-def _insert_events(dialect: Any) -> Insert:
-    """INSERT of events; a stamped event already stored is skipped, not an error (the
-    batch checked first; this covers a writer the checks cannot see)."""
-    stmt: Any = dialect.insert(EVENTS).values({c: bindparam(c) for c in _EVENT_COLUMNS})
-    return stmt.on_conflict_do_nothing(  # type: ignore[no-any-return]
-        index_elements=["device_id", "ts", "kind", "value"], index_where=text("stamped")
-    )
-
-
-_INSERT_EVENTS = ManyRows(
-    {"sqlite": _insert_events(sqlite), "postgresql": _insert_events(postgresql)},
-    _EVENT_COLUMNS,
-)
-_MARK_COLUMNS = ("resident_id", "day", *day_marks.COLUMNS)
-
-
-def _merge_marks(dialect: Any) -> Insert:
-    stmt: Any = dialect.insert(DAY_MARKS).values({c: bindparam(c) for c in _MARK_COLUMNS})
-    return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
-        index_elements=["resident_id", "day"], set_=day_marks.merge(stmt.excluded)
-    )
-
-
-_MERGE_MARKS = ManyRows(
-    {"sqlite": _merge_marks(sqlite), "postgresql": _merge_marks(postgresql)}, _MARK_COLUMNS
-)
-_UPDATE_DEVICES = ManyRows(
-    update(DEVICES)
-    .where(DEVICES.c.id == bindparam("did"))
-    .values(
-        state=bindparam("s"),
-        state_at=func.coalesce(bindparam("at", type_=DEVICES.c.state_at.type), DEVICES.c.state_at),
-        last_seen=bindparam("seen"),
-        battery=bindparam("b"),
-        online=bindparam("on"),
-        alive_until=bindparam("until"),
-    ),
-    ("did", "s", "at", "seen", "b", "on", "until"),
-)
-_LOCK_DEVICES = (
-    select(DEVICES)
-    .where(DEVICES.c.id.in_(bindparam("ids", expanding=True)))
-    .order_by(DEVICES.c.id)
-    .with_for_update()
-)
-_CONFLICT_RETRIES = 5
-
-
-def _acknowledge(messages: Sequence[Message]) -> None:
-    """Call each message's ack, in order; acks that can go together (`ack_together`) are
-    handed over as one list per group instead of one call each."""
-    together: dict[Callable[[list[Ack]], None], list[Ack]] = {}
-    for m in messages:
-        if m.ack is None:
-            continue
-        group = getattr(m.ack, "ack_together", None)
-        if group is None:
-            m.ack()
-        else:
-            together.setdefault(group, []).append(m.ack)
-    for ack_all, acks in together.items():
-        ack_all(acks)
 
 
 def storable(text: str) -> str:
@@ -617,7 +398,7 @@ def _near(ts: datetime, received_at: datetime) -> bool:
     return received_at - MAX_EVENT_AGE <= ts <= received_at + MAX_EVENT_AHEAD
 
 
-def _parse(m: Message) -> _Parsed:
+def _parse(m: Message) -> Parsed:
     try:
         return parse(m.topic, m.payload)
     except IgnoredTopic as exc:
@@ -626,19 +407,6 @@ def _parse(m: Message) -> _Parsed:
     except PayloadError as exc:
         # Kept until the batch commits: drop the traceback and the frames it holds.
         return exc.with_traceback(None)
-
-
-def _state_of(row: Any) -> _DeviceState:
-    return _DeviceState(
-        row.resident_id,
-        row.kind,
-        row.light_threshold,
-        row.state,
-        row.battery,
-        row.online,
-        row.last_seen,
-        row.state_at,
-    )
 
 
 def _sendable(device_id: str) -> bool:
@@ -651,29 +419,3 @@ def _sendable(device_id: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _transient(exc: BaseException) -> bool:
-    """A failure caused by concurrent transactions, gone on a retry: PostgreSQL deadlock,
-    serialization failure or lock timeout; SQLite's busy lock."""
-    if not isinstance(exc, DBAPIError):
-        return False
-    if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001", "55P03"):
-        return True
-    return "database is locked" in str(exc.orig)
-
-
-def _database_up(sessions: sessionmaker[Session]) -> bool:
-    try:
-        with sessions() as session:
-            session.execute(select(1))
-        return True
-    except Exception:
-        return False
-
-
-def _alive_until(d: _DeviceState) -> datetime | None:
-    # Battery devices report at least daily; mains devices are judged by availability only.
-    if d.battery is None or d.last_seen is None:
-        return None
-    return d.last_seen + BATTERY_SILENCE

@@ -17,7 +17,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from monitor.config import Settings
-from sensors.ingest import Ack, Ingestor
+from sensors.ingest import Ingestor
+from sensors.writer import Ack
 
 log = logging.getLogger(__name__)
 
