@@ -28,7 +28,8 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select
 
 from monitor.db import make_engine, session_factory, upgrade
 from monitor.importing.apply import apply_community
-from monitor.importing.community import ROUTINE_MATCH, RoutineSpec, load_community
+from monitor.importing.community import ROUTINE_MATCH, RoutineSpec
+from monitor.importing.load import load_community
 from monitor.models import AwayPeriod, Community, Device, Resident, Routine, Schedule, table
 from monitor.models import table as table_of
 from monitor.rules.windows import first_window_due_after, inactivity_due, local_date

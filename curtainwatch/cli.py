@@ -123,10 +123,18 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+
     from curtainwatch.runtime import Runtime
 
+    try:
+        actor = f"cli:{getpass.getuser()}"  # as the web audits "user:<name>"
+    except (KeyError, OSError, ImportError):  # no name for this uid, as in a bare container
+        actor = "cli"
     runtime = Runtime(settings)
-    counts = runtime.import_community(args.file.read_text(encoding="utf-8"))
+    counts = runtime.import_community(
+        args.file.read_text(encoding="utf-8"), actor=actor, filename=args.file.name
+    )
     runtime.db.dispose()
     print("imported " + ", ".join(f"{n} {what}" for what, n in counts.items()))
     return 0

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from monitor.clock import AcceleratedClock, SystemClock
 from monitor.config import DEFAULT_TOPICS, Settings
-from monitor.importing.community import load_community
+from monitor.importing.load import load_community
 from monitor.messages import english
 
 if TYPE_CHECKING:

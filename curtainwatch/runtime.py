@@ -23,8 +23,9 @@ from monitor.appsettings import secret_key
 from monitor.clock import Clock, SystemClock
 from monitor.config import Settings
 from monitor.db import WAL_SAFETY_NET_PAGES, checkpoint, make_engine, session_factory, upgrade
-from monitor.importing.apply import apply_community
-from monitor.importing.community import load_community
+from monitor.importing.apply import apply_community, import_community
+from monitor.importing.load import load_community
+from monitor.importing.spreadsheet.plan import community_plan
 from monitor.rules.engine import Engine
 from monitor.rules.findings import NewEvent
 from sensors.ingest import Ingestor
@@ -84,10 +85,21 @@ class Runtime:
         # What the last checkpoint job saw: SQLite's (busy, WAL frames, frames copied).
         self.last_checkpoint: tuple[int, int, int] | None = None
 
-    def import_community(self, text: str) -> dict[str, int]:
+    def import_community(
+        self, text: str, actor: str | None = None, filename: str = ""
+    ) -> dict[str, int]:
+        """Import a community file's text; returns what was written. With an `actor` (the
+        CLI) it goes the way the web's imports go, audited with the counts a preview of it
+        would show; without one (tests and the demo setting up their world) it is only
+        applied."""
         spec = load_community(text)
         with self.sessions.begin() as session:
-            counts = apply_community(session, spec, self.clock.now())
+            now = self.clock.now()
+            if actor is None:
+                counts = apply_community(session, spec, now)
+            else:
+                shown = community_plan(session, spec).counts()
+                counts = import_community(session, spec, now, actor, filename, shown)
         self.ingestor.reload_registry()
         return counts
 

@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from monitor.admin import devices as da
+from monitor.admin.forms import AdminError
 from monitor.importing.community import DEVICE_KINDS
 from monitor.rules.device_health import LOW_BATTERY
 from web.auth import scope, staff_required
@@ -120,7 +121,7 @@ def assign() -> Response | tuple[str, int]:
     try:
         with runtime.sessions.begin() as s:
             da.assign_unknown(s, device_id, resident_id, kind, scope().actor, runtime.clock.now())
-    except da.AdminError as e:
+    except AdminError as e:
         for message in problems_text(e.problems):
             flash(message, "error")
         return redirect(url_for("devices.index"), code=303)

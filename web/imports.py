@@ -1,9 +1,10 @@
 """Importing files (admins only): the community file (YAML) and residents spreadsheets (CSV,
-XLSX, with a downloadable template). An upload is kept server-side (monitor.importing.spreadsheet:
-a row in app_settings, for an hour) and shown as a preview, every row's changes and
-problems; nothing is written until the admin presses Import, and then only exactly what
-the preview showed (its digest is checked). Reading, comparing and writing live in
-monitor.importing.spreadsheet; these views read the request and render."""
+XLSX, with a downloadable template). An upload is kept server-side
+(monitor.importing.spreadsheet.uploads: a row in app_settings, for an hour) and shown as a
+preview, every row's changes and problems; nothing is written until the admin presses
+Import, and then only exactly what the preview showed (its digest is checked). Reading,
+comparing and writing live in monitor.importing.spreadsheet (reading, plan); these views
+read the request and render."""
 
 from __future__ import annotations
 
@@ -19,20 +20,16 @@ from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from monitor.importing.spreadsheet import (
-    COLUMNS,
-    MAX_BYTES,
-    MAX_ROWS,
-    Plan,
+from monitor.importing.spreadsheet.plan import Plan, apply_plan
+from monitor.importing.spreadsheet.reading import COLUMNS, MAX_BYTES, MAX_ROWS
+from monitor.importing.spreadsheet.template import template_csv, template_xlsx
+from monitor.importing.spreadsheet.uploads import (
     Upload,
-    apply_plan,
     find_upload,
     keep_upload,
     plan_upload,
     purge_uploads,
     take_upload,
-    template_csv,
-    template_xlsx,
 )
 from monitor.messages import Problem
 from monitor.models import AuditEntry

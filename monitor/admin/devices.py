@@ -3,9 +3,6 @@ low), the list of all devices, the ids heard on MQTT that nobody registered, the
 could not read, and the changes staff make (assign an unknown device, add, change kind, move,
 remove). Plain functions over a Session; every change writes an AuditEntry.
 
-Also the small pieces every admin change shares (`AdminError`, `record`), which
-monitor.admin.people uses too.
-
 The ingestor keeps an in-memory copy of the device registry: after committing a change made
 here, the caller must call `Ingestor.reload_registry()` so the next reading of that device is
 read with its new owner and kind."""
@@ -15,22 +12,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from monitor.access import Scope
+from monitor.admin.forms import AdminError
+from monitor.audit import record
 from monitor.importing.community import DEVICE_KINDS
-from monitor.messages import N_, Message, english, load
+from monitor.messages import N_, Message, load
 from monitor.models import (
-    AuditEntry,
     DeadLetter,
     Device,
     Resident,
     UnknownDevice,
 )
+from monitor.paging import Page
 from monitor.rules.device_health import (
     LOW_BATTERY,
     NEVER_SEEN_GRACE,
@@ -43,54 +42,6 @@ DEVICE_ID_MAX = 200
 PAYLOAD_SHOWN = 400  # characters of a dead letter shown on the page
 DEAD_LETTER_WINDOW = timedelta(hours=24)
 # Device alerts the engine raises, keyed "<kind>:<device id>" (monitor.rules.engine.check_devices).
-
-T = TypeVar("T")
-
-
-class AdminError(ValueError):
-    """A change that cannot be made as asked. `problems` maps a form field (or "" for the
-    whole form) to (message id, parameters): English text with %(name)s placeholders that
-    the page translates, so the person sees exactly what to fix and where."""
-
-    def __init__(self, problems: Mapping[str, tuple[str, Mapping[str, Any]]]) -> None:
-        self.problems = dict(problems)
-        super().__init__(
-            "; ".join(f"{k or 'form'}: {english(m)}" for k, m in self.problems.items())
-        )
-
-    @classmethod
-    def one(cls, field: str, msgid: str, **params: Any) -> AdminError:
-        return cls({field: (msgid, params)})
-
-
-def record(
-    session: Session, actor: str, action: str, target: str, detail: str, now: datetime
-) -> None:
-    """One line in the audit log ("who changed her window?")."""
-    session.add(
-        AuditEntry(at=now, actor=actor[:64], action=action[:64], target=target[:200], detail=detail)
-    )
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    rows: list[T]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
 
 # -- reading ---------------------------------------------------------------------------
 

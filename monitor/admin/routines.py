@@ -24,9 +24,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from monitor.audit import record
 from monitor.importing.apply import schedule_routine
 from monitor.importing.community import WINDOW_KINDS, RoutineSpec, parse_duration, parse_time
-from monitor.models import AuditEntry, AwayPeriod, Resident, Routine
+from monitor.models import AwayPeriod, Resident, Routine
 from monitor.rules.windows import local_date
 
 MAX_HOURS = 168.0
@@ -145,7 +146,7 @@ def edit_routine(
     session.flush()
     if before_due != routine.next_due_at:
         changes.append(f"next due {_iso(before_due)} → {_iso(routine.next_due_at)}")
-    _audit(session, now, actor, "routine.edit", f"{resident_id} {routine.slot}", changes)
+    record(session, actor, "routine.edit", f"{resident_id} {routine.slot}", "; ".join(changes), now)
     return EditResult(changes=changes)
 
 
@@ -194,7 +195,7 @@ def add_away(
         return EditResult(problems)
     session.add(AwayPeriod(resident_id=resident_id, first_day=first_day, last_day=last_day))
     change = f"away {first_day.isoformat()} to {last_day.isoformat()}"
-    _audit(session, now, actor, "away.add", resident_id, [change])
+    record(session, actor, "away.add", resident_id, change, now)
     return EditResult(changes=[change])
 
 
@@ -209,7 +210,7 @@ def remove_away(
         return EditResult([Problem("away", "not_found", "There is no such away period.")])
     change = f"away {away.first_day.isoformat()} to {away.last_day.isoformat()} removed"
     session.delete(away)
-    _audit(session, now, actor, "away.remove", resident_id, [change])
+    record(session, actor, "away.remove", resident_id, change, now)
     return EditResult(changes=[change])
 
 
@@ -295,11 +296,3 @@ def _on_off(active: bool) -> str:
 
 def _iso(moment: datetime | None) -> str:
     return moment.isoformat(timespec="minutes") if moment else "-"
-
-
-def _audit(
-    session: Session, now: datetime, actor: str, action: str, target: str, changes: list[str]
-) -> None:
-    session.add(
-        AuditEntry(at=now, actor=actor, action=action, target=target, detail="; ".join(changes))
-    )

@@ -1,10 +1,15 @@
 """Web users: creating them, checking passwords (argon2id via argon2-cffi) and API tokens
-(random, shown once, stored as SHA-256)."""
+(random, shown once, stored as SHA-256); and what admins do to them on the users page (add
+one from the form, deactivate or reactivate, reset a password, a new API token), each change
+with its audit line."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -12,10 +17,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from monitor.admin.forms import AdminError, Problems, problem
+from monitor.audit import record
+from monitor.messages import N_
 from monitor.models import ROLES, Person, User
 
 _hasher = PasswordHasher()
 MIN_PASSWORD = 8
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 # Checked against when the username is unknown, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("curtainwatch-no-such-user")
 
@@ -104,3 +113,147 @@ def user_for_token(session: Session, token: str) -> User | None:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- the admin page --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserValues:
+    username: str
+    display_name: str
+    role: str
+    person_id: str | None
+    password: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _password(password: str, problems: Problems, key: str = "password") -> None:
+    if len(password) < MIN_PASSWORD:
+        problem(problems, key, N_("A password needs at least %(n)s characters."), n=MIN_PASSWORD)
+    elif len(password) > 200:
+        problem(problems, key, N_("A password has at most %(n)s characters."), n=200)
+
+
+def add_user(session: Session, form: Mapping[str, str], actor: str, now: datetime) -> User:
+    """A new web user from the admin form. Volunteers and family must be linked to their
+    person (that decides what they may see)."""
+    problems: Problems = {}
+    username = (form.get("username") or "").strip()
+    if not USERNAME_PATTERN.match(username):
+        problem(
+            problems,
+            "username",
+            N_(
+                "A username is 1 to 64 letters, digits, dots, dashes, underscores or @, "
+                "starting with a letter or digit."
+            ),
+        )
+    elif session.scalar(select(func.count()).where(User.username == username)):
+        problem(problems, "username", N_("There is already a user %(name)s."), name=username)
+    role = (form.get("role") or "").strip()
+    if role not in ROLES:
+        problem(problems, "role", N_("Choose a role: %(roles)s."), roles=", ".join(ROLES))
+    person_id = (form.get("person_id") or "").strip() or None
+    person = session.get(Person, person_id) if person_id else None
+    if person_id and person is None:
+        problem(problems, "person_id", N_("There is no person %(id)s."), id=person_id)
+    elif role in ("volunteer", "family") and person is None:
+        problem(
+            problems,
+            "person_id",
+            N_("A volunteer or family user must be linked to their person."),
+        )
+    elif person is not None and role in ("volunteer", "family") and person.role != role:
+        problem(
+            problems,
+            "person_id",
+            N_("%(name)s is a %(their)s, not a %(role)s."),
+            name=person.name,
+            their=person.role,
+            role=role,
+        )
+    display = (form.get("display_name") or "").strip()
+    if len(display) > 200:
+        problem(
+            problems,
+            "display_name",
+            N_("%(field)s has at most %(n)s characters."),
+            field=N_("Name"),
+            n=200,
+        )
+    password = form.get("password") or ""
+    _password(password, problems)
+    if problems:
+        raise AdminError(problems)
+    try:
+        user = create_user(
+            session, username, password, role, now, person_id=person_id, display_name=display
+        )
+    except UserError as e:  # a rule of create_user the checks above did not foresee
+        raise AdminError.one("", "%(reason)s", reason=str(e)) from None
+    record(
+        session,
+        actor,
+        "user.add",
+        username,
+        f"role {role}" + (f", person {person_id}" if person_id else ""),
+        now,
+    )
+    return user
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise AdminError.one("", N_("There is no such user."))
+    return user
+
+
+def set_user_active(
+    session: Session, user_id: int, active: bool, actor: str, now: datetime, *, own_id: int
+) -> User:
+    """Deactivate (they are signed out at their next request; their API token stops working)
+    or reactivate a user. An admin cannot deactivate themselves, so there is always one."""
+    user = _user(session, user_id)
+    if not active and user.id == own_id:
+        raise AdminError.one("", N_("You cannot deactivate yourself."))
+    if user.active != active:
+        user.active = active
+        record(
+            session, actor, "user.activate" if active else "user.deactivate", user.username, "", now
+        )
+    session.flush()
+    return user
+
+
+def reset_password(
+    session: Session, user_id: int, password: str, actor: str, now: datetime
+) -> User:
+    problems: Problems = {}
+    _password(password, problems)
+    if problems:
+        raise AdminError(problems)
+    user = _user(session, user_id)
+    user.password_hash = hash_password(password)
+    record(session, actor, "user.password", user.username, "password reset", now)
+    session.flush()
+    return user
+
+
+def make_api_token(session: Session, user_id: int, actor: str, now: datetime) -> tuple[User, str]:
+    """A new API token for the user (the old one stops working); shown once, stored hashed."""
+    user = _user(session, user_id)
+    if not user.active:
+        raise AdminError.one("", N_("%(name)s is deactivated."), name=user.username)
+    token = new_api_token(user)
+    record(
+        session,
+        actor,
+        "user.token",
+        user.username,
+        "new API token (the old one stops working)",
+        now,
+    )
+    session.flush()
+    return user, token

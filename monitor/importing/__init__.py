@@ -1,2 +1,4 @@
-"""Importing: the community file (YAML), the spreadsheet (CSV/XLSX) and the one apply path
-that both (and the CLI) use to write residents, devices, routines and people."""
+"""Importing: the community file (YAML: `community` says what it holds, `load` reads it,
+`validate` checks it), the residents spreadsheet (CSV/XLSX, `spreadsheet/`) and the one
+apply path (`apply`) that both, and the CLI, use to write residents, devices, routines and
+people, each import leaving an audit line."""

@@ -1,10 +1,16 @@
 """Writes a validated community into the database. Importing the same file twice changes
 nothing; a changed file updates in place. Routines keep their place in time: an unchanged
 routine keeps its next window, a changed or new one starts with the next window that has
-not closed yet."""
+not closed yet.
+
+Every import a person makes, from the web's import page or `curtainwatch import`, goes
+through `import_community` (a community file) or ends with `record_import` (a residents
+spreadsheet), so each leaves an audit line saying who imported which file and what it did."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,6 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.access import SYSTEM_ACTOR
+from monitor.audit import record
 from monitor.importing.community import ROUTINE_MATCH, CommunitySpec, ResidentSpec, RoutineSpec
 from monitor.models import (
     PAUSED_ROUTINE,
@@ -105,6 +112,43 @@ def apply_community(session: Session, spec: CommunitySpec, now: datetime) -> dic
         "routines": sum(len(r.routines) for r in spec.residents),
         "people": len(spec.people),
     }
+
+
+def import_community(
+    session: Session,
+    spec: CommunitySpec,
+    now: datetime,
+    actor: str,
+    filename: str,
+    counts: Mapping[str, int],
+) -> dict[str, int]:
+    """The one way a community file is imported, from the web or the CLI: apply_community,
+    then the audit line naming `actor`, the file and `counts` (what the import's preview
+    shows: new, changed, unchanged, no longer watched, people). Returns what
+    apply_community returns."""
+    written = apply_community(session, spec, now)
+    record_import(session, now, actor, "import.community", filename, counts)
+    return written
+
+
+def record_import(
+    session: Session,
+    now: datetime,
+    actor: str,
+    action: str,
+    filename: str,
+    counts: Mapping[str, int],
+) -> None:
+    """The audit line of an import ("import.community" or "import.spreadsheet"): who, which
+    file and the counts, as the audit page and the import page's recent imports show them."""
+    record(
+        session,
+        actor,
+        action,
+        filename,
+        json.dumps({"file": filename, **counts}, ensure_ascii=False),
+        now,
+    )
 
 
 def apply_residents(
