@@ -11,41 +11,30 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.messages import WHAT
+from alerts.messages import WHAT, language_or_english
 from monitor.clock import Clock
 from monitor.db import upsert, won
+from monitor.messages import N_, translator
 from monitor.models import Alert, Delivery, Event, Person, Resident, Routine, table
 from monitor.rules.windows import next_daily, wall_time
 from monitor.tables import PEOPLE
 
-MOMENTS = {  # (device kind, value) -> label, first of the day unless marked last
-    ("curtain", "open"): {"en": "curtain opened", "zh-CN": "拉开窗帘"},
-    ("light", "on"): {"en": "light on", "zh-CN": "开灯"},
-    ("curtain", "closed"): {"en": "curtain closed", "zh-CN": "拉上窗帘"},
-    ("door", "open"): {"en": "door used", "zh-CN": "开门"},
+# (device kind, value) -> what the digest calls it, first of the day unless marked last;
+# English message ids of the catalogue (web/translations), said in the reader's language.
+MOMENTS = {
+    ("curtain", "open"): N_("curtain opened"),
+    ("light", "on"): N_("light on"),
+    ("curtain", "closed"): N_("curtain closed"),
+    ("door", "open"): N_("door used"),
 }
 OUTCOMES = {
-    "late": {"en": "done late", "zh-CN": "稍晚完成"},
-    "activity_resumed": {"en": "activity resumed", "zh-CN": "恢复活动"},
-    "fine": {"en": "all fine", "zh-CN": "一切安好"},
-    "needed_help": {"en": "needed help", "zh-CN": "需要帮助"},
-    "emergency": {"en": "emergency called", "zh-CN": "已叫急救"},
-    "false_alarm_away": {"en": "was away", "zh-CN": "外出"},
-    "sensor_problem": {"en": "sensor problem", "zh-CN": "传感器问题"},
-}
-WORDS = {
-    "en": {
-        "well": "All is well.",
-        "open": "still being looked into",
-        "went": "went",
-        "quiet": "No activity recorded today.",
-    },
-    "zh-CN": {
-        "well": "一切安好。",
-        "open": "正在处理",
-        "went": "前往查看",
-        "quiet": "今天没有活动记录。",
-    },
+    "late": N_("done late"),
+    "activity_resumed": N_("activity resumed"),
+    "fine": N_("all fine"),
+    "needed_help": N_("needed help"),
+    "emergency": N_("emergency called"),
+    "false_alarm_away": N_("was away"),
+    "sensor_problem": N_("sensor problem"),
 }
 
 
@@ -105,7 +94,7 @@ def render_digest(
     session: Session, resident: Resident, day: date, language: str
 ) -> tuple[str, str]:
     """(title, body) of one resident's day, for their family."""
-    lang = language if language in WORDS else "en"
+    gettext = translator(language_or_english(language))
     tz = ZoneInfo(resident.timezone)
     start = datetime.combine(day, time(0), tz)
     end = start + timedelta(days=1)
@@ -119,8 +108,9 @@ def render_digest(
         times = [ts for kind, value, ts in events if (kind, value) == key]
         if times:
             when = (times[-1] if key == ("curtain", "closed") else times[0]).astimezone(tz)
-            parts.append(f"{label[lang]} {when:%H:%M}")
-    lines = [("，" if lang == "zh-CN" else ", ").join(parts) or WORDS[lang]["quiet"]]
+            parts.append(f"{gettext(label)} {when:%H:%M}")
+    # The separator between the day's moments: Chinese writes a full-width comma.
+    lines = [gettext(", ").join(parts) or gettext("No activity recorded today.")]
     day_alerts = session.execute(
         select(Alert, Routine.kind)
         .outerjoin(Routine, Routine.id == Alert.routine_id)
@@ -133,20 +123,23 @@ def render_digest(
         .order_by(Alert.raised_at)
     ).all()
     for alert, routine_kind in day_alerts:
-        what = WHAT[lang].get(routine_kind or alert.kind, alert.kind)
+        what_id = WHAT.get(routine_kind or alert.kind)
+        what = gettext(what_id) if what_id else alert.kind
         if alert.status == "resolved":
-            how = OUTCOMES.get(alert.outcome or "", {}).get(lang, alert.outcome or "")
+            how_id = OUTCOMES.get(alert.outcome or "")
+            how = gettext(how_id) if how_id else alert.outcome or ""
             who = (
-                f"{_name(session, alert.resolved_by)} {WORDS[lang]['went']}: "
+                gettext("%(name)s went", name=_name(session, alert.resolved_by)) + ": "
                 if alert.resolved_by and alert.resolved_by != "curtainwatch"
                 else ""
             )
             note = f" ({alert.note})" if alert.note else ""
             lines.append(f"{alert.raised_at.astimezone(tz):%H:%M} {what}: {who}{how}{note}")
         else:
-            lines.append(f"{alert.raised_at.astimezone(tz):%H:%M} {what}: {WORDS[lang]['open']}")
+            open_ = gettext("still being looked into")
+            lines.append(f"{alert.raised_at.astimezone(tz):%H:%M} {what}: {open_}")
     if all(a.status == "resolved" for a, _ in day_alerts) and parts:
-        lines.append(WORDS[lang]["well"])
+        lines.append(gettext("All is well."))
     return f"{resident.name} {day:%m-%d}", "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from monitor.messages import Local, Message, say_or, translator
+from monitor.messages import N_, Local, Message, say_or, translator
 
 
 @dataclass(frozen=True)
@@ -26,44 +26,44 @@ class AlertFacts:
     detail_message: Message | None = None  # the same, to say in the reader's language
 
 
+# What happened, by alert kind (or, for a missed routine, the routine's kind): English
+# message ids of the catalogue (web/translations), said in the reader's language.
 WHAT = {
-    "en": {
-        "help": "asked for help (help card)",
-        "inactivity": "no activity at home",
-        "device_offline": "a sensor is offline",
-        "low_battery": "a sensor's battery is low",
-        "system": "system problem",
-        "curtain_open": "curtain not opened",
-        "curtain_close": "curtain not closed",
-        "light_on": "light not switched on",
-        "door": "door not used",
-        "activity": "no activity in the usual window",
-    },
-    "zh-CN": {
-        "help": "求助（求助卡）",
-        "inactivity": "家中长时间无活动",
-        "device_offline": "传感器离线",
-        "low_battery": "传感器电量低",
-        "system": "系统故障",
-        "curtain_open": "窗帘未按时拉开",
-        "curtain_close": "窗帘未按时拉上",
-        "light_on": "未按时开灯",
-        "door": "未见开门",
-        "activity": "常规时段内无活动",
-    },
+    "help": N_("asked for help (help card)"),
+    "inactivity": N_("no activity at home"),
+    "device_offline": N_("a sensor is offline"),
+    "low_battery": N_("a sensor's battery is low"),
+    "system": N_("system problem"),
+    "curtain_open": N_("curtain not opened"),
+    "curtain_close": N_("curtain not closed"),
+    "light_on": N_("light not switched on"),
+    "door": N_("door not used"),
+    "activity": N_("no activity in the usual window"),
 }
-SINCE = {"en": "since", "zh-CN": "自"}
-OPEN = {"en": "Open", "zh-CN": "查看"}
+# The languages notifications are written in; a person with another one reads English.
+LANGUAGES = ("zh-CN", "en")
+
+
+def language_or_english(language: str | None) -> str:
+    """The language to write to a person in: theirs if we write it, else English."""
+    return language if language in LANGUAGES else "en"
+
+
+def what_happened(key: str, language: str) -> str:
+    """WHAT for `key` in the person's `language`; an unknown key as it is."""
+    msgid = WHAT.get(key)
+    return translator(language_or_english(language))(msgid) if msgid else key
 
 
 def render(facts: AlertFacts, language: str, link: str | None) -> tuple[str, str]:
     """(title, body) for one person; `link` None for people with no page to act on (family).
     Unknown languages fall back to English."""
-    lang = language if language in WHAT else "en"
+    lang = language_or_english(language)
+    gettext = translator(lang)
     key = (
         facts.routine_kind if facts.kind == "missed_routine" and facts.routine_kind else facts.kind
     )
-    what = WHAT[lang].get(key, key)
+    what = what_happened(key, lang)
     where = f"{facts.building}-{facts.unit}" if facts.unit else facts.building
     zone = ZoneInfo(facts.timezone)
 
@@ -75,10 +75,12 @@ def render(facts: AlertFacts, language: str, link: str | None) -> tuple[str, str
         title = f"{what}: {_detail(facts, lang, local)}"
     else:
         title = f"{facts.resident_name} ({where}): {what}"
-    body = f"{title}, {SINCE[lang]} {when}."
+    body = gettext("%(title)s, since %(when)s.", title=title, when=when)
     if facts.device_id:
         body += f" [{facts.device_id}]"
-    return title, f"{body}\n{OPEN[lang]}: {link}" if link else body
+    if link:
+        body += "\n" + gettext("Open: %(link)s", link=link)
+    return title, body
 
 
 def _detail(facts: AlertFacts, language: str, local: Local) -> str:

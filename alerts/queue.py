@@ -1,13 +1,12 @@
-"""The alerts queue and history as the dashboard shows them, and what a signed-in person
-may do there (claim, resolve, add a note). Plain functions over a Session, narrowed by a
-`monitor.access.Scope`: a volunteer sees and acts on the alerts of their buildings only, a
-family member sees their relative's alerts read-only, and system alerts (no resident) are
-for staff and admins.
+"""The alerts queue and history as the dashboard shows them (what people may do to an alert
+is `alerts.actions`). Plain functions over a Session, narrowed by a
+`monitor.access.Scope`: a volunteer sees the alerts of their buildings only, a family member
+their relative's, and system alerts (no resident) are for staff and admins.
 
 Every list is a fixed number of statements, however many alerts it shows: the alerts (with
 resident and routine joined in), then the deliveries of all listed alerts in one query, the
-notes in one, and the names of everyone involved in one. Every action records an
-AuditEntry. Results are frozen snapshots, safe to use after the session is closed."""
+notes in one, and the names of everyone involved in one. Results are frozen snapshots, safe
+to use after the session is closed."""
 
 from __future__ import annotations
 
@@ -20,19 +19,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, func, literal, select, true
 from sqlalchemy.orm import Session
 
-from alerts import lifecycle
-from alerts.lifecycle import CLAIM_TIMEOUT
-from alerts.tokens import NOTE_MAX, OUTCOMES
+from alerts.tokens import OUTCOMES
 from monitor.access import SYSTEM_ACTOR, Scope
 from monitor.messages import Message, load
 from monitor.models import (
     OPEN_STATUSES,
-    Alert,
-    AlertNote,
-    AuditEntry,
     User,
     table,
 )
+from monitor.paging import Page
 from monitor.tables import ALERT_NOTES, ALERTS, DELIVERIES, PEOPLE, RESIDENTS, ROUTINES
 
 KINDS = ("help", "missed_routine", "inactivity", "device_offline", "low_battery", "system")
@@ -62,27 +57,6 @@ class Forbidden(ActionError):
 
 class Missing(ActionError):
     """No such alert (only said to those who could see it if it existed: staff)."""
-
-
-class Conflict(ActionError):
-    """Someone got there first. `reason` is ``claimed_by_other`` or ``resolved``; `other`
-    names them and `at` says when."""
-
-    def __init__(self, reason: str, other: str | None, at: datetime | None) -> None:
-        super().__init__(f"{reason}: {other or '-'}")
-        self.reason = reason
-        self.other = other
-        self.at = at
-
-
-class Invalid(ActionError, ValueError):
-    """A form value that cannot be stored; `field` is ``outcome`` or ``note``, `problem` is
-    ``choose`` (no valid outcome), ``empty`` or ``too_long``."""
-
-    def __init__(self, field: str, problem: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -168,18 +142,6 @@ class HistoryFilter:
     date_from: date | None = None
     date_to: date | None = None
     include_open: bool = False  # False: resolved alerts only
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    rows: tuple[AlertLine, ...]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
 
 
 @dataclass(frozen=True)
@@ -270,7 +232,7 @@ def history(
     zone: ZoneInfo,
     page: int = 1,
     per_page: int | None = None,
-) -> HistoryPage:
+) -> Page[AlertLine]:
     """Alerts matching `filters`, newest first, one page of them (pages count from 1; past
     the last page means the last page). `per_page` defaults to PER_PAGE."""
     per_page = per_page or PER_PAGE
@@ -286,7 +248,7 @@ def history(
         .offset((page - 1) * per_page)
     )
     rows = session.execute(stmt).all()
-    return HistoryPage(tuple(_complete(session, rows, details=False)), total, page, per_page)
+    return Page(_complete(session, rows, details=False), total, page, per_page)
 
 
 def export_rows(
@@ -413,91 +375,3 @@ def actor_names(session: Session, actors: Iterable[str]) -> dict[str, str]:
     )
     names.update({actor: name for actor, name in session.execute(stmt)})
     return names
-
-
-def _target(session: Session, scope: Scope, alert_id: int) -> Alert:
-    """The alert `scope` wants to act on, or Forbidden/Missing."""
-    if not scope.can_act:
-        raise Forbidden(alert_id)
-    alert = session.scalar(select(Alert).where(Alert.id == alert_id, visible(scope)))
-    if alert is None:
-        raise Missing(alert_id) if scope.sees_all else Forbidden(alert_id)
-    return alert
-
-
-def _audit(
-    session: Session, scope: Scope, now: datetime, action: str, alert: Alert, detail: str
-) -> None:
-    where = f"resident={alert.resident_id}" if alert.resident_id else "system alert"
-    session.add(
-        AuditEntry(
-            at=now,
-            actor=scope.actor,
-            action=action,
-            target=f"alert:{alert.id}",
-            detail=f"{where}; {detail}" if detail else where,
-        )
-    )
-
-
-def _name(session: Session, actor: str | None) -> str | None:
-    return actor_names(session, [actor]).get(actor, actor) if actor else None
-
-
-def claim(
-    session: Session,
-    scope: Scope,
-    alert_id: int,
-    now: datetime,
-    remind_after: timedelta = CLAIM_TIMEOUT,
-) -> bool:
-    """ "I'm going" from the dashboard. True when claimed now, False when it already was
-    this person's; Conflict when someone else claimed it first or it is resolved."""
-    alert = _target(session, scope, alert_id)
-    if lifecycle.claim(session, alert_id, scope.actor, now, remind_after):
-        _audit(session, scope, now, "alert.claim", alert, "")
-        return True
-    session.refresh(alert)
-    if alert.status == "resolved":
-        raise Conflict("resolved", _name(session, alert.resolved_by), alert.resolved_at)
-    if alert.claimed_by == scope.actor:
-        return False
-    raise Conflict("claimed_by_other", _name(session, alert.claimed_by), alert.claimed_at)
-
-
-def resolve(
-    session: Session, scope: Scope, alert_id: int, outcome: str, note: str, now: datetime
-) -> None:
-    """Close an open or claimed alert with what was found (one of OUTCOMES; the automatic
-    ones such as "late" are curtainwatch's alone) and an optional note. A volunteer may not
-    close an alert someone else claimed; staff may."""
-    alert = _target(session, scope, alert_id)
-    note = note.strip()
-    if outcome not in OUTCOMES:
-        raise Invalid("outcome", "choose", f"outcome must be one of {', '.join(OUTCOMES)}")
-    if len(note) > NOTE_MAX:
-        raise Invalid("note", "too_long", f"note longer than {NOTE_MAX} characters")
-    if alert.status == "resolved":
-        raise Conflict("resolved", _name(session, alert.resolved_by), alert.resolved_at)
-    if alert.status == "claimed" and alert.claimed_by != scope.actor and not scope.sees_all:
-        raise Conflict("claimed_by_other", _name(session, alert.claimed_by), alert.claimed_at)
-    if not lifecycle.resolve(session, alert_id, scope.actor, outcome, note, now):
-        session.refresh(alert)
-        raise Conflict("resolved", _name(session, alert.resolved_by), alert.resolved_at)
-    _audit(session, scope, now, "alert.resolve", alert, f"outcome={outcome}")
-
-
-def add_note(session: Session, scope: Scope, alert_id: int, text: str, now: datetime) -> AlertNote:
-    """A note on an alert (open or resolved: follow-ups count too), at most NOTE_MAX
-    characters."""
-    alert = _target(session, scope, alert_id)
-    text = text.strip()
-    if not text:
-        raise Invalid("note", "empty", "the note is empty")
-    if len(text) > NOTE_MAX:
-        raise Invalid("note", "too_long", f"note longer than {NOTE_MAX} characters")
-    note = AlertNote(alert_id=alert_id, author=scope.actor, text=text, at=now)
-    session.add(note)
-    session.flush()
-    _audit(session, scope, now, "alert.note", alert, f"note #{note.id}")
-    return note

@@ -19,7 +19,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.orm import Session
 
 from alerts.lifecycle import CLAIM_TIMEOUT, claim, resolve
-from alerts.messages import WHAT
+from alerts.messages import language_or_english, what_happened
+from monitor.access import person_scope
 from monitor.messages import Message, load
 from monitor.models import Alert, Person, Resident, Routine
 
@@ -202,19 +203,21 @@ def resolve_by_link(
 
 
 def _authorize(session: Session, person_id: str, alert_id: int) -> tuple[Person, Alert]:
+    """The link's holder and the alert, if their role may act and they cover its building
+    (the rules of `monitor.access.Scope`); Refused otherwise."""
     person = session.get(Person, person_id)
     if person is None:
         raise Refused("unknown_person")
-    if person.role not in ("volunteer", "staff"):
+    scope = person_scope(person)
+    if not scope.can_act:
         raise Refused("not_a_responder", person)
     alert = session.get(Alert, alert_id)
     if alert is None:
         raise Refused("no_alert", person)
-    if person.role == "volunteer":
-        resident = session.get(Resident, alert.resident_id) if alert.resident_id else None
-        building = resident.building if resident else None
-        if building is None or building not in (person.buildings or []):
-            raise Refused("not_your_building", person, building=building)
+    resident = session.get(Resident, alert.resident_id) if alert.resident_id else None
+    building = resident.building if resident else None
+    if not scope.covers(building):
+        raise Refused("not_your_building", person, building=building)
     return person, alert
 
 
@@ -228,7 +231,7 @@ def _name(session: Session, person_id: str | None) -> str | None:
 def _view(session: Session, person: Person, alert: Alert) -> AlertView:
     resident = session.get(Resident, alert.resident_id) if alert.resident_id else None
     routine = session.get(Routine, alert.routine_id) if alert.routine_id else None
-    lang = person.language if person.language in WHAT else "en"
+    lang = language_or_english(person.language)
     # The same wording as the notification (alerts.messages).
     key = routine.kind if alert.kind == "missed_routine" and routine else alert.kind
     return AlertView(
@@ -240,7 +243,7 @@ def _view(session: Session, person: Person, alert: Alert) -> AlertView:
         building=resident.building if resident else "-",
         unit=resident.unit if resident else "",
         timezone=resident.timezone if resident else "UTC",
-        what=WHAT[lang].get(key, key),
+        what=what_happened(key, lang),
         detail=alert.detail or "",
         detail_message=load(alert.detail_message),
         since=alert.due_at or alert.raised_at,

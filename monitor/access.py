@@ -1,6 +1,7 @@
 """Who may see and do what: the one place the role rules live. Every list, count, export
 and API answer is narrowed by a `Scope`, so a volunteer sees only the buildings they cover
-and a family member only their own relative, whatever page or endpoint asks.
+and a family member only their own relative, whatever page or endpoint asks; a phone link's
+holder is held to the same rules (`person_scope`).
 
 Roles: admin (everything, including users and imports), staff (the whole community:
 residents, routines, devices, alerts), volunteer (residents of their buildings; may claim
@@ -70,6 +71,15 @@ class Scope:
             return building.in_(select(Resident.building).where(Resident.id == self.resident_id))
         return false()
 
+    def covers(self, building: str | None) -> bool:
+        """Whether this scope acts for the residents of `building`, for an alert in hand (the
+        rule `residents` puts in SQL): staff cover every building, and alerts about no
+        resident (None, system alerts) too; a volunteer covers their buildings; family none
+        (they follow one relative, read-only)."""
+        if self.sees_all:
+            return True
+        return self.role == "volunteer" and building is not None and building in self.buildings
+
     def may_see(self, session: Session, resident_id: str) -> bool:
         found = session.scalar(
             select(Resident.id).where(Resident.id == resident_id, self.residents(Resident.id))
@@ -88,3 +98,14 @@ def scope_for(session: Session, user: User) -> Scope:
     if user.role == "family":
         return Scope("family", actor, resident_id=person.resident_id if person else None)
     return Scope(user.role, actor)
+
+
+def person_scope(person: Person) -> Scope:
+    """The scope of a person acting through a link made out to them (the phone page), by their
+    role on the community list; they act as themselves (their person id)."""
+    if person.role == "volunteer":
+        buildings = tuple(str(b) for b in person.buildings or [])
+        return Scope("volunteer", person.id, buildings=buildings)
+    if person.role == "family":
+        return Scope("family", person.id, resident_id=person.resident_id)
+    return Scope(person.role, person.id)

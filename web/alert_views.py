@@ -2,9 +2,9 @@
 "I'm going", resolve and note forms), one alert's whole story, the history with filters
 and pages, and its CSV export. Family members see their relative's alerts read-only.
 
-What may be seen and done is decided by `alerts.queue` under the signed-in user's scope;
-this module reads the request, calls it, and turns its answers and refusals into pages,
-flash messages and status codes."""
+What may be seen and done is decided by `alerts.queue` and `alerts.actions` under the
+signed-in user's scope; this module reads the request, calls them, and turns their answers
+and refusals into pages, flash messages and status codes."""
 
 from __future__ import annotations
 
@@ -33,16 +33,15 @@ from flask_babel import ngettext
 from flask_login import login_required
 from werkzeug.wrappers import Response as BaseResponse
 
-from alerts import queue
+from alerts import actions, queue
+from alerts.actions import Conflict, Invalid
 from alerts.escalation import GROUPED, REMIND_CLAIMER, REMIND_STAFF
 from alerts.queue import (
     ALL_OUTCOMES,
     KINDS,
     AlertLine,
-    Conflict,
     Forbidden,
     HistoryFilter,
-    Invalid,
     Missing,
 )
 from alerts.tokens import NOTE_MAX, OUTCOMES
@@ -215,7 +214,7 @@ def claim(alert_id: int) -> BaseResponse:
     try:
         with rt.sessions.begin() as session:
             claimed = _or_abort(
-                lambda: queue.claim(session, s, alert_id, rt.clock.now(), remind_after)
+                lambda: actions.claim(session, s, alert_id, rt.clock.now(), remind_after)
             )
     except Conflict as e:
         _flash_conflict(alert_id, e)
@@ -241,7 +240,7 @@ def resolve(alert_id: int) -> BaseResponse:
     try:
         with rt.sessions.begin() as session:
             _or_abort(
-                lambda: queue.resolve(
+                lambda: actions.resolve(
                     session, s, alert_id, outcome, request.form.get("note", ""), rt.clock.now()
                 )
             )
@@ -264,7 +263,7 @@ def note(alert_id: int) -> BaseResponse:
     try:
         with rt.sessions.begin() as session:
             _or_abort(
-                lambda: queue.add_note(
+                lambda: actions.add_note(
                     session, s, alert_id, request.form.get("text", ""), rt.clock.now()
                 )
             )
@@ -276,8 +275,8 @@ def note(alert_id: int) -> BaseResponse:
 
 
 def _or_abort(action: Callable[[], T]) -> T:
-    """Run an alerts.queue call; refusals become 403/404 (conflicts and invalid input are
-    the caller's to show)."""
+    """Run an alerts.queue or alerts.actions call; refusals become 403/404 (conflicts and
+    invalid input are the caller's to show)."""
     try:
         return action()
     except Forbidden:

@@ -7,11 +7,12 @@ Same style as the phone page: plain HTML, inline CSS, 360 px, zh-CN or en (the i
 starts in Chinese with a switch to English; the stop page speaks the person's language).
 Every rule lives in `alerts.family`; this module reads the request, calls it and renders the
 answer or a refusal with the right status code. Forms carry an HMAC of the URL's token
-(`form_token`), as on the phone page; a POST without it is refused."""
+(`web.forms`), as on the phone page; a POST without it is refused."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import force_locale, gettext, pgettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -31,148 +32,78 @@ from alerts.family import (
     read_invite,
     read_opt_out,
 )
+from monitor.messages import catalogue_locale
 from monitor.models import Resident
 from web import forms
 from web.helpers import get_runtime
 
 bp = Blueprint("family", __name__, url_prefix="/family")
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "switch": "中文",
-        "invite_title": "Messages about {name}",
-        "invite_intro": (
-            "The community staff invite you to receive messages about {name}. "
-            "Please read what will be shared before you agree."
-        ),
-        "what_title": "What you agree to",
-        "version": "Text version {version}",
-        "form_title": "Your details",
-        "name": "Your name",
-        "language": "Language of the messages",
-        "notify": "Where to send messages (one address per line, up to {n})",
-        "notify_help": (
+# The pages' words are message ids of the catalogue (web/translations), said in the page's
+# language (force_locale). Where the phone page says the same English otherwise in Chinese,
+# the family pages' have the context "family page".
+BOTH = ("zh-CN", "en")
+# Each language by its own name, the same on every page (so not in the catalogue).
+LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+
+
+def _labels() -> dict[str, str]:
+    """The invitation's and the stop page's fixed words (their templates' `t`), in the current
+    locale."""
+    return {
+        "what_title": gettext("What you agree to"),
+        "form_title": gettext("Your details"),
+        "name": gettext("Your name"),
+        "language": gettext("Language of the messages"),
+        "notify_help": gettext(
             "For example ntfy://ntfy.sh/your-topic (the ntfy app), "
             "mailto://user:password@example.com (email), "
             "tgram://bot-token/chat-id (Telegram)."
         ),
-        "digest_at": "Daily summary at (optional, e.g. 20:00; leave empty for none)",
-        "agree": "I agree: send me these messages",
-        "done_title": "Thank you, {person}",
-        "done_body": (
-            "You will now receive messages about {name}. Each message ends with a link to "
-            "stop them."
-        ),
-        "done_digest": "A daily summary will arrive at {at}.",
-        "done_no_digest": "You chose no daily summary.",
-        "error_name": "Please give your name.",
-        "error_language": "Please choose a language.",
-        "error_notify_line": (
-            "Line {line} is not an address we can send to: {value}. Please check it against "
-            "the examples."
-        ),
-        "error_notify_none": "Please give at least one address to send messages to.",
-        "error_notify_many": "Please give at most {n} addresses.",
-        "error_digest_at": "“{value}” is not a time like 20:00.",
-        "stop_title": "Stop all messages about {name}",
-        "stop_body": (
-            "{person}, after you confirm you will receive no more messages about {name}: no "
-            "alerts and no daily summary."
-        ),
-        "stop": "Stop all messages",
-        "stopped_title": "Messages stopped",
-        "stopped_body": (
-            "You will receive no more messages about {name}. To start again, please ask the "
-            "community staff."
-        ),
-        "expired_title": "This invitation has expired",
-        "expired_body": "Please ask the community staff for a new one.",
-        "used_title": "This invitation has already been used",
-        "used_body": (
-            "If that was not you, or you want to change your details, please ask the "
-            "community staff for a new one."
-        ),
-        "gone_title": "This invitation is no longer valid",
-        "gone_body": "Please ask the community staff.",
-        "tampered_title": "This link is not valid",
-        "tampered_body": (
-            "It may have been cut off or changed when it was copied. Open it again from the "
-            "message, or ask the community staff."
-        ),
-        "csrf_title": "Please use the button on the page",
-        "csrf_body": (
-            "This request did not come from our page, so nothing was changed. Open the link "
-            "again and use the button there."
-        ),
-    },
-    "zh-CN": {
-        "switch": "English",
-        "invite_title": "关于{name}的消息",
-        "invite_intro": (
-            "社区工作人员邀请您接收关于{name}的消息。同意之前，请先阅读将与您分享的内容。"
-        ),
-        "what_title": "您同意的内容",
-        "version": "文本版本 {version}",
-        "form_title": "您的信息",
-        "name": "您的姓名",
-        "language": "消息语言",
-        "notify": "消息发送地址（每行一个，最多 {n} 个）",
-        "notify_help": (
-            "例如 ntfy://ntfy.sh/your-topic（ntfy 应用）、"
-            "mailto://user:password@example.com（电子邮件）、"
-            "tgram://bot-token/chat-id（Telegram）。"
-        ),
-        "digest_at": "每日日报时间（可选，例如 20:00；留空则不发送）",
-        "agree": "我同意：请给我发送这些消息",
-        "done_title": "谢谢您，{person}",
-        "done_body": "您将开始收到关于{name}的消息。每条消息末尾都有停止链接。",
-        "done_digest": "每日日报将在 {at} 发送。",
-        "done_no_digest": "您选择了不接收每日日报。",
-        "error_name": "请填写您的姓名。",
-        "error_language": "请选择语言。",
-        "error_notify_line": "第 {line} 行不是可以发送的地址：{value}。请对照示例检查。",
-        "error_notify_none": "请至少填写一个发送地址。",
-        "error_notify_many": "最多填写 {n} 个地址。",
-        "error_digest_at": "“{value}”不是类似 20:00 的时间。",
-        "stop_title": "停止接收关于{name}的所有消息",
-        "stop_body": "{person}，确认后您将不再收到关于{name}的任何消息：没有提醒，也没有每日日报。",
-        "stop": "停止所有消息",
-        "stopped_title": "已停止发送",
-        "stopped_body": "您将不再收到关于{name}的消息。如需重新接收，请联系社区工作人员。",
-        "expired_title": "此邀请已过期",
-        "expired_body": "请联系社区工作人员获取新的邀请。",
-        "used_title": "此邀请已被使用",
-        "used_body": "如果不是您本人使用的，或您想修改信息，请联系社区工作人员获取新的邀请。",
-        "gone_title": "此邀请已失效",
-        "gone_body": "请联系社区工作人员。",
-        "tampered_title": "此链接无效",
-        "tampered_body": "链接可能在复制时被截断或修改。请从消息中重新打开，或联系社区工作人员。",
-        "csrf_title": "请使用页面上的按钮",
-        "csrf_body": (
-            "此请求不是从我们的页面发出的，未做任何更改。请重新打开链接，再点页面上的按钮。"
-        ),
-    },
-}
-BOTH = ("zh-CN", "en")
-LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+        "digest_at": gettext("Daily summary at (optional, e.g. 20:00; leave empty for none)"),
+        "agree": gettext("I agree: send me these messages"),
+        "stop": gettext("Stop all messages"),
+    }
 
 
-class CrossSite(Exception):
-    """A POST that did not come from the page's own form."""
+def _refusals() -> dict[str, tuple[str, str]]:
+    """Each refusal's (title, body) by reason, in the current locale."""
+    return {
+        "expired": (
+            gettext("This invitation has expired"),
+            gettext("Please ask the community staff for a new one."),
+        ),
+        "used": (
+            gettext("This invitation has already been used"),
+            gettext(
+                "If that was not you, or you want to change your details, please ask the "
+                "community staff for a new one."
+            ),
+        ),
+        "gone": (
+            gettext("This invitation is no longer valid"),
+            gettext("Please ask the community staff."),
+        ),
+        "tampered": (
+            pgettext("family page", "This link is not valid"),
+            gettext(
+                "It may have been cut off or changed when it was copied. Open it again from the "
+                "message, or ask the community staff."
+            ),
+        ),
+        "csrf": (
+            gettext("Please use the button on the page"),
+            gettext(
+                "This request did not come from our page, so nothing was changed. Open the link "
+                "again and use the button there."
+            ),
+        ),
+    }
 
-    def __init__(self, language: str | None) -> None:
-        super().__init__("cross-site form post")
-        self.language = language
 
-
-def form_token(kind: str, token: str) -> str:
-    """The hidden form field for /family/<kind>/<token> (see web/forms.py)."""
-    return forms.form_token(f"family-{kind}", token)
-
-
-def _check_form(kind: str, token: str, language: str | None) -> None:
-    if not forms.form_ok(f"family-{kind}", token):
-        raise CrossSite(language)
+# The purposes of the pages' form tokens (web.forms).
+INVITE_FORM = "family-invite"
+STOP_FORM = "family-stop"
 
 
 def _key() -> str:
@@ -182,7 +113,7 @@ def _key() -> str:
 
 def _page_language() -> str:
     lang = request.values.get("lang") or request.form.get("language") or "zh-CN"
-    return lang if lang in LABELS else "zh-CN"
+    return lang if lang in LANGUAGES else "zh-CN"
 
 
 @bp.get("/invite/<token>")
@@ -201,7 +132,7 @@ def accept_invitation(token: str) -> tuple[str, int]:
     with rt.sessions() as s:
         resident, _ = read_invite(s, token, rt.clock.now(), key=_key())
         name = resident.name
-    _check_form("invite", token, lang)
+    forms.check(INVITE_FORM, token, lang)
     form = {k: request.form.get(k, "") for k in ("name", "language", "notify", "digest_at")}
     try:
         with rt.sessions.begin() as s:
@@ -218,49 +149,75 @@ def accept_invitation(token: str) -> tuple[str, int]:
             person_name, person_lang, digest = person.name, person.language, person.digest_at
     except InvalidForm as e:
         return _invite_page(token, name, lang, error=_form_error(lang, e), form=form), 400
-    t = LABELS[person_lang]
+    with force_locale(catalogue_locale(person_lang)):
+        title = gettext("Thank you, %(person)s", person=person_name)
+        body = gettext(
+            "You will now receive messages about %(name)s. Each message ends with a link to "
+            "stop them.",
+            name=name,
+        )
+        summary = (
+            gettext("A daily summary will arrive at %(at)s.", at=digest)
+            if digest
+            else gettext("You chose no daily summary.")
+        )
     return render_template(
-        "family/done.html",
-        lang=person_lang,
-        title=t["done_title"].format(person=person_name),
-        body=t["done_body"].format(name=name),
-        digest=t["done_digest"].format(at=digest) if digest else t["done_no_digest"],
+        "family/done.html", lang=person_lang, title=title, body=body, digest=summary
     ), 200
 
 
 def _form_error(lang: str, e: InvalidForm) -> str:
-    t = LABELS[lang]
-    if e.field == "notify":
-        if e.line is not None:
-            return t["error_notify_line"].format(line=e.line, value=e.value)
-        if e.value:  # how many were given, when too many
-            return t["error_notify_many"].format(n=URLS_MAX)
-        return t["error_notify_none"]
-    if e.field == "digest_at":
-        return t["error_digest_at"].format(value=e.value)
-    return t[f"error_{e.field}"]
+    with force_locale(catalogue_locale(lang)):
+        if e.field == "notify":
+            if e.line is not None:
+                return gettext(
+                    "Line %(line)s is not an address we can send to: %(value)s. Please check it "
+                    "against the examples.",
+                    line=e.line,
+                    value=e.value,
+                )
+            if e.value:  # how many were given, when too many
+                return gettext("Please give at most %(n)s addresses.", n=URLS_MAX)
+            return gettext("Please give at least one address to send messages to.")
+        if e.field == "digest_at":
+            return gettext("“%(value)s” is not a time like 20:00.", value=e.value)
+        if e.field == "language":
+            return gettext("Please choose a language.")
+        return gettext("Please give your name.")
 
 
 def _invite_page(
     token: str, name: str, lang: str, error: str | None = None, form: dict[str, str] | None = None
 ) -> str:
     form = form or {}
-    t = LABELS[lang]
     other = "en" if lang == "zh-CN" else "zh-CN"
+    with force_locale(catalogue_locale(lang)):
+        # The switch to the other language names it in its own words.
+        t = _labels() | {"switch": LANGUAGE_NAMES[other]}
+        title = gettext("Messages about %(name)s", name=name)
+        intro = gettext(
+            "The community staff invite you to receive messages about %(name)s. "
+            "Please read what will be shared before you agree.",
+            name=name,
+        )
+        version = gettext("Text version %(version)s", version=CONSENT_VERSION)
+        notify_label = gettext(
+            "Where to send messages (one address per line, up to %(n)s)", n=URLS_MAX
+        )
     return render_template(
         "family/invite.html",
         lang=lang,
         t=t,
-        title=t["invite_title"].format(name=name),
-        intro=t["invite_intro"].format(name=name),
+        title=title,
+        intro=intro,
         consent=consent_text(lang).split("\n"),
-        version=t["version"].format(version=CONSENT_VERSION),
-        notify_label=t["notify"].format(n=URLS_MAX),
+        version=version,
+        notify_label=notify_label,
         languages=[(code, LANGUAGE_NAMES[code]) for code in LANGUAGES],
         chosen=form.get("language") or lang,
         switch_lang=other,
         token=token,
-        form_token=form_token("invite", token),
+        form_token=forms.form_token(INVITE_FORM, token),
         error=error,
         form=form,
     )
@@ -272,17 +229,25 @@ def stop_page(token: str) -> tuple[str, int]:
         person = read_opt_out(s, token, key=_key())
         lang, who, stopped = _lang(person.language), person.name, person.opted_out_at
         name = _resident_name(s, person.resident_id)
-    t = LABELS[lang]
     if stopped is not None:
         return _stopped(lang, name), 200
+    with force_locale(catalogue_locale(lang)):
+        t = _labels()
+        title = gettext("Stop all messages about %(name)s", name=name)
+        body = gettext(
+            "%(person)s, after you confirm you will receive no more messages about %(name)s: no "
+            "alerts and no daily summary.",
+            person=who,
+            name=name,
+        )
     return render_template(
         "family/stop.html",
         lang=lang,
         t=t,
-        title=t["stop_title"].format(name=name),
-        body=t["stop_body"].format(person=who, name=name),
+        title=title,
+        body=body,
         token=token,
-        form_token=form_token("stop", token),
+        form_token=forms.form_token(STOP_FORM, token),
     ), 200
 
 
@@ -291,7 +256,7 @@ def stop(token: str) -> tuple[str, int]:
     rt = get_runtime()
     with rt.sessions() as s:
         lang = _lang(read_opt_out(s, token, key=_key()).language)
-    _check_form("stop", token, lang)
+    forms.check(STOP_FORM, token, lang)
     with rt.sessions.begin() as s:
         person = opt_out(s, token, rt.clock.now(), key=_key())
         name = _resident_name(s, person.resident_id)
@@ -299,14 +264,14 @@ def stop(token: str) -> tuple[str, int]:
 
 
 def _stopped(lang: str, name: str) -> str:
-    t = LABELS[lang]
-    return render_template(
-        "family/done.html",
-        lang=lang,
-        title=t["stopped_title"],
-        body=t["stopped_body"].format(name=name),
-        digest=None,
-    )
+    with force_locale(catalogue_locale(lang)):
+        title = gettext("Messages stopped")
+        body = gettext(
+            "You will receive no more messages about %(name)s. To start again, please ask the "
+            "community staff.",
+            name=name,
+        )
+    return render_template("family/done.html", lang=lang, title=title, body=body, digest=None)
 
 
 def _resident_name(session: Session, resident_id: str | None) -> str:
@@ -315,21 +280,16 @@ def _resident_name(session: Session, resident_id: str | None) -> str:
 
 
 def _lang(language: str | None) -> str:
-    return language if language in LABELS else "zh-CN"
+    return language if language in LANGUAGES else "zh-CN"
 
 
 def _refusal(key: str, languages: tuple[str, ...], status: int) -> tuple[str, int]:
-    texts = [
-        {
-            "lang": lang,
-            "title": LABELS[lang][f"{key}_title"],
-            "body": LABELS[lang][f"{key}_body"],
-        }
-        for lang in languages
-    ]
-    return render_template(
-        "phone/refused.html", lang=languages[0], t=LABELS[languages[0]], texts=texts, back=None
-    ), status
+    texts = []
+    for lang in languages:
+        with force_locale(catalogue_locale(lang)):
+            title, body = _refusals()[key]
+        texts.append({"lang": lang, "title": title, "body": body})
+    return render_template("phone/refused.html", lang=languages[0], texts=texts, back=None), status
 
 
 @bp.errorhandler(InviteExpired)
@@ -353,9 +313,9 @@ def tampered(e: Exception) -> tuple[str, int]:
     return _refusal("tampered", BOTH, 403)
 
 
-@bp.errorhandler(CrossSite)
-def cross_site(e: CrossSite) -> tuple[str, int]:
-    return _refusal("csrf", (e.language,) if e.language in LABELS else BOTH, 403)
+@bp.errorhandler(forms.CrossSite)
+def cross_site(e: forms.CrossSite) -> tuple[str, int]:
+    return _refusal("csrf", (e.language,) if e.language in LANGUAGES else BOTH, 403)
 
 
 @bp.after_request
