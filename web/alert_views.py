@@ -47,7 +47,7 @@ from alerts.queue import (
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from monitor.access import Scope
 from web.auth import scope
-from web.helpers import community_zone, get_runtime, said
+from web.helpers import ALERT_OUTCOME_LABELS, community_zone, get_runtime, said
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 T = TypeVar("T")
@@ -67,20 +67,6 @@ ROUTINE_LABELS = {
     "door": _l("Door not used"),
     "activity": _l("No activity in the usual window"),
     "inactivity": _l("No activity for many hours"),
-}
-# The first five as on the phone page (web/phone.py LABELS); the rest curtainwatch records.
-OUTCOME_LABELS = {
-    "fine": _l("All fine"),
-    "needed_help": _l("Needed help"),
-    "emergency": _l("Called emergency services (120)"),
-    "false_alarm_away": _l("False alarm: away from home"),
-    "sensor_problem": _l("Sensor problem"),
-    "late": _l("Done late"),
-    "activity_resumed": _l("Activity resumed"),
-    "back_online": _l("Sensor back online"),
-    "battery_replaced": _l("Battery replaced"),
-    "device_moved": _l("Sensor moved to another resident"),
-    "device_removed": _l("Sensor removed"),
 }
 SEVERITY_LABELS = {"critical": _l("Critical"), "warning": _l("Warning"), "info": _l("Info")}
 SEVERITY_BADGE = {"critical": "red", "warning": "amber", "info": "grey"}
@@ -105,7 +91,7 @@ def routine_label(kind: str | None) -> str:
 
 
 def outcome_label(outcome: str | None) -> str:
-    return str(OUTCOME_LABELS.get(outcome, outcome)) if outcome else ""
+    return str(ALERT_OUTCOME_LABELS.get(outcome, outcome)) if outcome else ""
 
 
 def step_label(step: int) -> str:
@@ -180,7 +166,7 @@ def _forms(s: Scope) -> dict[str, Any]:
         "can_act": s.can_act,
         "sees_all": s.sees_all,
         "actor": s.actor,
-        "outcomes": [(o, str(OUTCOME_LABELS[o])) for o in OUTCOMES],
+        "outcomes": [(o, str(ALERT_OUTCOME_LABELS[o])) for o in OUTCOMES],
         "note_max": NOTE_MAX,
     }
 

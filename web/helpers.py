@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 from flask_babel import format_datetime, gettext
+from flask_babel import lazy_gettext as _l
 
 from monitor.instance import Instance
 from monitor.messages import Local, Message, say_or
@@ -16,6 +17,22 @@ from monitor.rules import day_marks
 
 EXTENSION = "curtainwatch"
 LANGUAGES = {"zh_CN": "中文", "en": "English"}
+# How an alert ended, for every page that shows it: the first five are what a volunteer may
+# choose (alerts.tokens.OUTCOMES, on the phone page and the dashboard); the rest curtainwatch
+# records itself.
+ALERT_OUTCOME_LABELS = {
+    "fine": _l("All fine"),
+    "needed_help": _l("Needed help"),
+    "emergency": _l("Called emergency services (120)"),
+    "false_alarm_away": _l("False alarm: away from home"),
+    "sensor_problem": _l("Sensor problem"),
+    "late": _l("Done late"),
+    "activity_resumed": _l("Activity resumed"),
+    "back_online": _l("Sensor back online"),
+    "battery_replaced": _l("Battery replaced"),
+    "device_moved": _l("Sensor moved to another resident"),
+    "device_removed": _l("Sensor removed"),
+}
 
 
 def get_runtime() -> Instance:

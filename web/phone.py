@@ -36,7 +36,7 @@ from alerts.tokens import (
 from monitor.messages import catalogue_locale
 from monitor.models import Person
 from web import forms
-from web.helpers import get_runtime, said
+from web.helpers import ALERT_OUTCOME_LABELS, get_runtime, said
 
 bp = Blueprint("phone", __name__, url_prefix="/m")
 
@@ -69,17 +69,6 @@ def _labels() -> dict[str, str]:
         "resolve_title": gettext("What did you find?"),
         "resolve": gettext("Done: record this"),
         "back": gettext("Back to the alert"),
-    }
-
-
-def _outcome_labels() -> dict[str, str]:
-    """What a volunteer may have found (alerts.tokens.OUTCOMES), in the current locale."""
-    return {
-        "fine": gettext("All fine"),
-        "needed_help": gettext("Needed help"),
-        "emergency": gettext("Called emergency services (120)"),
-        "false_alarm_away": gettext("False alarm: away from home"),
-        "sensor_problem": gettext("Sensor problem"),
     }
 
 
@@ -219,7 +208,8 @@ def _page(token: str, v: AlertView, **form: str) -> str:
 
     minutes = max(0, int((now - v.since).total_seconds() // 60))
     with force_locale(catalogue_locale(v.language)):
-        t, outcomes = _labels(), _outcome_labels()
+        t = _labels()
+        outcomes = {o: str(ALERT_OUTCOME_LABELS[o]) for o in OUTCOMES}
         ago = (
             gettext("%(n)s min ago", n=minutes)
             if minutes < 60
