@@ -3,7 +3,7 @@
 The domain does not know who reads: the CLI and the logs print English, a page or a
 notification uses the reader's language. So a message is kept as its English message id
 (marked with `N_` for the catalogue, extracted by `make translations`) and its parameters,
-and whoever shows it translates it: the web layer (web/admin.py for AdminError, the
+and whoever shows it translates it: the web layer (web/admin/blueprint.py for AdminError, the
 `problem` filter of web/imports.py for Problem, `said` in web/app.py for an alert's detail
 and note and a dead letter's reason from sensors/) and alerts/messages.py for
 notifications, through `translator`.
