@@ -1,5 +1,13 @@
 """Session-wide fixtures: a real Mosquitto broker, ../shared/data (the shared/ folder beside
-the checkout), a fresh database URL.
+the checkout), a fresh database URL; and the test world (support.world): ``rt``, a runtime
+on a fresh database with the fixture community, ``app`` and ``client`` over it, ``rx``, a
+receiver standing in for the phones.
+
+A test module changes the world by overriding the ``world`` fixture::
+
+    @pytest.fixture
+    def world(rx: Receiver) -> World:
+        return World(community(notify=rx.url), users=False)
 
 The database backend is chosen by ``CURTAINWATCH_TEST_DB``: ``sqlite`` (the default, a file
 in the test's tmp_path) or ``postgresql`` (a throwaway cluster started once per session,
@@ -17,9 +25,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from support.mqtt import ConfValue, MosquittoBroker, StartBroker
 from support.postgres import PostgresCluster
+from support.receiver import Receiver, receiver
 from support.requirements import MOSQUITTO, POSTGRESQL, require
+from support.web import web_app
+from support.world import World
+
+from curtainwatch.runtime import Runtime
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DB_BACKENDS = ("sqlite", "postgresql")
@@ -174,3 +189,40 @@ def pg_db_url(new_db_url: NewDbUrl) -> str:
 def db_url(new_db_url: NewDbUrl) -> str:
     """URL of a fresh, empty database (no tables) on this run's backend (see module doc)."""
     return new_db_url("cw")
+
+
+# -- the test world ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def rx() -> Iterator[Receiver]:
+    """A local HTTP server standing in for the phones' push services: a person notified at
+    ``rx.url("v-li")`` has their messages in ``rx.to("v-li")``."""
+    with receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def world() -> World:
+    """What ``rt`` builds: the fixture community and its users, at 06:00 on DAY. A module
+    overrides this fixture to build another (see the module doc)."""
+    return World()
+
+
+@pytest.fixture
+def rt(db_url: str, world: World) -> Runtime:
+    """A Runtime (not started) on a fresh database at a simulated clock, with the world's
+    community imported (support.world.World.runtime)."""
+    return world.runtime(db_url)
+
+
+@pytest.fixture
+def app(rt: Runtime, world: World) -> Flask:
+    """The web app over ``rt``; its browsers ask for the world's language (English)."""
+    return web_app(rt, language=world.language)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A browser on ``app``, not signed in (``signed_in(app, "staff")`` signs one in)."""
+    return app.test_client()

@@ -35,7 +35,7 @@ from support.web import (
 )
 from werkzeug.test import TestResponse
 
-from alerts import queue
+from alerts import actions, queue
 from alerts.tokens import NOTE_MAX
 from curtainwatch.runtime import Runtime
 from monitor.access import Scope
@@ -532,15 +532,15 @@ def test_actions_refuse_out_of_scope_and_family(rt: Runtime) -> None:
     family = Scope("family", "f-wang", resident_id="r-301")
     with rt.sessions.begin() as s:
         with pytest.raises(queue.Forbidden):
-            queue.claim(s, vol5, a["help301"], now)
+            actions.claim(s, vol5, a["help301"], now)
         with pytest.raises(queue.Forbidden):
-            queue.add_note(s, family, a["help301"], "hello", now)
+            actions.add_note(s, family, a["help301"], "hello", now)
         with pytest.raises(queue.Forbidden):
             queue.alert_detail(s, vol5, a["missed302"])
         assert queue.alert_detail(s, family, a["help301"]).resident_name == "Wang Shulan"
         with pytest.raises(queue.Missing):
-            queue.claim(s, Scope("staff", "s-chen"), 424242, now)
-        note = queue.add_note(s, Scope("admin", "user:admin"), a["help501"], " ok ", now)
+            actions.claim(s, Scope("staff", "s-chen"), 424242, now)
+        note = actions.add_note(s, Scope("admin", "user:admin"), a["help501"], " ok ", now)
         assert (note.author, note.text) == ("user:admin", "ok")
     with rt.sessions() as s:
         line = queue.alert_detail(s, Scope("staff", "s-chen"), a["help501"])
@@ -599,7 +599,7 @@ def test_query_count_does_not_grow_with_the_queue(db_url: str) -> None:
         advance(rt, f"07:{10 + last:02d}" if last < 50 else "08:00")  # a delivery per alert
         with rt.sessions.begin() as s:
             for alert in s.scalars(select(Alert.id).where(Alert.status == "open")).all():
-                queue.add_note(s, scope, alert, "Phoned the neighbour.", rt.clock.now())
+                actions.add_note(s, scope, alert, "Phoned the neighbour.", rt.clock.now())
 
     def count(path: str) -> tuple[int, int]:
         with statements(rt) as seen:

@@ -67,7 +67,8 @@ from werkzeug.test import TestResponse
 
 from alerts.tokens import make_link_token
 from monitor.models import OPEN_STATUSES, Alert
-from web.phone import form_token as phone_form_token
+from web.forms import form_token
+from web.phone import FORM as PHONE_FORM
 
 Data = dict[str, str] | Callable[[], dict[str, Any]]
 COLUMNS = ("anonymous", "volunteer", "family", "staff", "admin")
@@ -620,7 +621,7 @@ def test_a_genuine_link_opens_only_what_its_person_may_act_on(db_url: str) -> No
             assert resp.status_code == 403, (user, person)
             assert "Wang Shulan" not in resp.get_data(as_text=True), (user, person)
             with world.app.test_request_context():
-                form = {"form_token": phone_form_token(token)}
+                form = {"form_token": form_token(PHONE_FORM, token)}
             before = snapshot(world.rt)
             resp = client.post(f"/m/{token}/claim", data=form)
             assert resp.status_code == 403, (user, person)

@@ -13,21 +13,22 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
+from support import world
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
-from support.web import (
+from support.web import post_form, signed_in, visible, web_app
+from support.world import (
     COMMUNITY,
-    DAY,
+    DOOR,
     SHANGHAI,
+    World,
     advance,
+    community,
     feed,
-    local,
-    post_form,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
+    fixture_residents,
+    resident,
 )
 from werkzeug.test import TestResponse
 
@@ -62,7 +63,7 @@ def board(client: FlaskClient, query: str = "") -> TestResponse:
 
 
 def test_tiles_follow_a_morning_of_real_readings(db_url: str) -> None:
-    rt = web_runtime(db_url, start="05:30")
+    rt = World(start="05:30").runtime(db_url)
     client = signed_in(web_app(rt), "staff")
 
     # 05:30: no window has opened yet.
@@ -72,7 +73,7 @@ def test_tiles_follow_a_morning_of_real_readings(db_url: str) -> None:
     # r-302's curtain reports once (closed), so its sensor counts as alive at 09:15.
     feed(rt, "zigbee2mqtt/curtain-302", {"position": 0}, "06:10")
     # 06:30: the door windows (06:00-22:00) of r-301 and r-501 are open; r-302 has none.
-    rt.clock.set(local(DAY, "06:30"))
+    advance(rt, "06:30", jobs=())
     assert tiles(board(client)) == {"r-301": "amber", "r-302": "green", "r-501": "amber"}
     assert "Waiting for the door to be used" in tile_text(board(client), "r-501")
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:40")
@@ -118,12 +119,12 @@ def test_tiles_follow_a_morning_of_real_readings(db_url: str) -> None:
 
 @pytest.mark.parametrize("how", ["admin page", "community file"])
 def test_a_moved_door_brings_no_door_time_from_its_old_home(db_url: str, how: str) -> None:
-    rt = web_runtime(db_url, start="06:30")
+    rt = World(start="06:30").runtime(db_url)
     client = signed_in(web_app(rt), "staff")
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:40")
     assert "Door 06:40" in tile_text(board(client), "r-301")
 
-    rt.clock.set(local(DAY, "07:00"))
+    advance(rt, "07:00", jobs=())
     if how == "admin page":
         resp = post_form(
             client,
@@ -145,16 +146,15 @@ def test_a_moved_door_brings_no_door_time_from_its_old_home(db_url: str, how: st
     assert "Door" not in tile_text(board(client), "r-501")
     with rt.sessions() as s:
         door = s.get(Device, "door-301")
-        assert door is not None and (door.state, door.state_at) == ("open", local(DAY, "06:40"))
+        assert door is not None and (door.state, door.state_at) == ("open", world.at("06:40"))
     feed(rt, "zigbee2mqtt/door-301", {"contact": True}, "07:10")
     assert "Door 07:10" in tile_text(board(client), "r-501")
 
 
-def test_window_past_due_stays_amber_until_the_engine_settles_it(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_window_past_due_stays_amber_until_the_engine_settles_it(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/curtain-302", {"position": 0}, "06:10")
-    client = signed_in(web_app(rt), "staff")
-    rt.clock.set(local(DAY, "09:16"))  # due at 09:15; the settle tick has not run yet
+    client = signed_in(app, "staff")
+    advance(rt, "09:16", jobs=())  # due at 09:15; the settle tick has not run yet
     page = board(client)
     assert tiles(page)["r-302"] == "amber"
     assert "Time is up: being checked now" in tile_text(page, "r-302")
@@ -162,9 +162,8 @@ def test_window_past_due_stays_amber_until_the_engine_settles_it(db_url: str) ->
     assert tiles(board(client))["r-302"] == "red"
 
 
-def test_offline_device_makes_the_tile_grey_until_it_is_back(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_offline_device_makes_the_tile_grey_until_it_is_back(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     feed(rt, "zigbee2mqtt/door-501/availability", {"state": "offline"}, "07:30")
     page = board(client)
     assert tiles(page)["r-501"] == "grey"
@@ -174,12 +173,11 @@ def test_offline_device_makes_the_tile_grey_until_it_is_back(db_url: str) -> Non
     assert tiles(board(client))["r-501"] == "amber"
 
 
-def test_a_device_alert_alone_is_not_red(db_url: str) -> None:
+def test_a_device_alert_alone_is_not_red(rt: Runtime, app: Flask) -> None:
     """A battery device silent past its 25 h makes a device_offline alert (staff's), and a
     grey tile, never a red one."""
-    rt = web_runtime(db_url)
     feed(rt, "zigbee2mqtt/card-302", {"battery": 80, "contact": True}, "06:05")
-    client = signed_in(web_app(rt), "staff")
+    client = signed_in(app, "staff")
     advance(rt, "07:10", day="2026-11-24")
     with rt.sessions() as s:
         kinds = set(s.scalars(select(Alert.kind).where(Alert.resident_id == "r-302")))
@@ -189,9 +187,8 @@ def test_a_device_alert_alone_is_not_red(db_url: str) -> None:
     assert "Sensor problem" in tile_text(page, "r-302")
 
 
-def test_away_residents_are_grey(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_away_residents_are_grey(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     with rt.sessions.begin() as s:
         s.add(
             AwayPeriod(
@@ -214,10 +211,8 @@ def test_away_residents_are_grey(db_url: str) -> None:
 # -- who sees what, filters, counts ----------------------------------------------------------
 
 
-def test_volunteers_and_family_see_only_their_residents(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_volunteers_and_family_see_only_their_residents(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "07:40")
-    app = web_app(rt)
     vol5 = signed_in(app, "vol5")
     assert set(tiles(board(vol5))) == {"r-501"}
     assert set(tiles(vol5.get("/board/tiles"))) == {"r-501"}
@@ -235,10 +230,9 @@ def test_volunteers_and_family_see_only_their_residents(db_url: str) -> None:
     assert "Sun Lihua" not in visible(board(fam))
 
 
-def test_filters_by_building_and_status_with_counts(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_filters_by_building_and_status_with_counts(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "07:40")
-    client = signed_in(web_app(rt), "staff")
+    client = signed_in(app, "staff")
     page = board(client)
     text = visible(page)
     assert "All: 3" in text and "Alert: 1" in text and "Waiting: 2" in text
@@ -257,9 +251,8 @@ def test_filters_by_building_and_status_with_counts(db_url: str) -> None:
     assert set(tiles(board(client, "?status=purple"))) == {"r-301", "r-302", "r-501"}
 
 
-def test_page_has_legend_labels_and_links_to_resident_pages(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_page_has_legend_labels_and_links_to_resident_pages(app: Flask) -> None:
+    client = signed_in(app, "staff")
     page = board(client)
     body = page.get_data(as_text=True)
     text = visible(page)
@@ -275,8 +268,7 @@ def test_page_has_legend_labels_and_links_to_resident_pages(db_url: str) -> None
     assert re.search(r"Updated \d\d:\d\d:\d\d", text)
 
 
-def test_signed_out_board_redirects_and_live_endpoint_says_401(db_url: str) -> None:
-    client = web_app(web_runtime(db_url)).test_client()
+def test_signed_out_board_redirects_and_live_endpoint_says_401(client: FlaskClient) -> None:
     assert client.get("/").status_code == 302
     resp = client.get("/board/tiles")
     assert resp.status_code == 401 and "Location" not in resp.headers
@@ -285,9 +277,8 @@ def test_signed_out_board_redirects_and_live_endpoint_says_401(db_url: str) -> N
 # -- the live endpoint ---------------------------------------------------------------------
 
 
-def test_live_endpoint_answers_304_until_the_board_changes(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_live_endpoint_answers_304_until_the_board_changes(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     page = board(client).get_data(as_text=True)
     m = re.search(r'data-etag="([^"]+)"', page)
     assert m
@@ -301,7 +292,7 @@ def test_live_endpoint_answers_304_until_the_board_changes(db_url: str) -> None:
     assert same.status_code == 304 and same.get_data() == b""
     assert same.headers["ETag"] == etag
 
-    rt.clock.set(local(DAY, "06:20"))  # time passes, nothing on the board changes
+    advance(rt, "06:20", jobs=())  # time passes, nothing on the board changes
     same = client.get("/board/tiles", headers={"If-None-Match": etag})
     assert same.status_code == 304 and same.headers["X-Board-Time"] == "06:20:00"
 
@@ -317,23 +308,24 @@ def test_live_endpoint_answers_304_until_the_board_changes(db_url: str) -> None:
 # -- a constant number of statements -------------------------------------------------------
 
 
-def community(n: int) -> str:
+def community_of(n: int) -> str:
     """The shared fixture community (3 residents, every user's person) plus n - 3 more in
-    (n - 3) // 10 buildings, each with a curtain, a door and a help card."""
-    homes = "".join(
-        f"""
-  - {{id: r-{i:04d}, name: Resident {i}, building: "b{i % max(1, n // 10)}", unit: "{i}",
-      devices: [{{id: curtain-{i}, kind: curtain}}, {{id: door-{i}, kind: door}},
-                {{id: card-{i}, kind: help}}],
-      routines: [{{kind: curtain_open, start: "07:00", end: "09:00"}},
-                 {{kind: door, start: "06:00", end: "22:00"}}]{away(i)}}}"""
+    (n - 3) // 10 buildings, each with a curtain, a door and a help card; one in seven
+    away."""
+    homes = [
+        resident(
+            f"r-{i:04d}",
+            tag=str(i),
+            name=f"Resident {i}",
+            building=f"b{i % max(1, n // 10)}",
+            unit=str(i),
+            devices=("curtain", "door", "help"),
+            routines=[{"kind": "curtain_open", "start": "07:00", "end": "09:00"}, DOOR],
+            away=[{"from": "2026-11-20", "to": "2026-11-30"}] if i % 7 == 3 else None,
+        )
         for i in range(n - 3)
-    )
-    return COMMUNITY.replace("\nresidents:", f"\nresidents:{homes}", 1)
-
-
-def away(i: int) -> str:
-    return ', away: [{from: "2026-11-20", to: "2026-11-30"}]' if i % 7 == 3 else ""
+    ]
+    return community(residents=[*homes, *fixture_residents()])
 
 
 def statements(rt: Runtime, client: FlaskClient, path: str) -> int:
@@ -353,7 +345,7 @@ def statements(rt: Runtime, client: FlaskClient, path: str) -> int:
 
 
 def test_the_board_issues_the_same_statements_for_10_or_200_residents(db_url: str) -> None:
-    rt = web_runtime(db_url, community=community(10))
+    rt = World(community_of(10)).runtime(db_url)
     client = signed_in(web_app(rt), "staff")
 
     def morning(n: int) -> None:
@@ -373,7 +365,7 @@ def test_the_board_issues_the_same_statements_for_10_or_200_residents(db_url: st
     few = {path: statements(rt, client, path) for path in ("/", "/board/tiles")}
     assert set(tiles(board(client)).values()) >= {"red", "amber", "grey"}
 
-    rt.import_community(community(200))
+    rt.import_community(community_of(200))
     morning(200)
     many = {path: statements(rt, client, path) for path in ("/", "/board/tiles")}
     shown = tiles(board(client))
@@ -435,12 +427,11 @@ def test_status_precedence() -> None:
 
 
 def test_compute_board_orders_buildings_and_units_naturally(db_url: str) -> None:
-    homes = "".join(
-        f"""
-  - {{id: r-{b}-{u}, name: R {b} {u}, building: "{b}", unit: "{u}"}}"""
+    homes = [
+        resident(f"r-{b}-{u}", name=f"R {b} {u}", building=b, unit=u)
         for b, u in (("10", "2"), ("2", "10"), ("2", "9"), ("2", "9A"), ("10", "1"))
-    )
-    rt = web_runtime(db_url, community=COMMUNITY.replace("\nresidents:", f"\nresidents:{homes}", 1))
+    ]
+    rt = World(community(residents=[*homes, *fixture_residents()])).runtime(db_url)
     now = rt.clock.now()
     with rt.sessions() as s:
         result = compute_board(s, Scope("staff", "t"), now, SHANGHAI)
@@ -464,9 +455,9 @@ def test_compute_board_orders_buildings_and_units_naturally(db_url: str) -> None
 # -- in a real browser ---------------------------------------------------------------------
 
 
-def test_board_in_a_browser_fits_360px_updates_live_and_warns_when_stale(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    app = web_app(rt)
+def test_board_in_a_browser_fits_360px_updates_live_and_warns_when_stale(
+    rt: Runtime, app: Flask
+) -> None:
     with chromium() as browser, browser_page(browser, 360, 740) as page:
         with live_server(app) as base:
             page.goto(f"{base}/login")

@@ -4,7 +4,8 @@ at the clock's rate without a reload, and it says the time is simulated."""
 from __future__ import annotations
 
 from support.browser import browser_page, chromium, live_server
-from support.web import COMMUNITY, PASSWORD, local, web_app
+from support.web import web_app
+from support.world import COMMUNITY, PASSWORD, at
 
 from curtainwatch.runtime import Runtime
 from monitor.admin.users import create_user
@@ -14,9 +15,7 @@ from monitor.config import Settings
 
 def test_simulated_clock_ticks_in_the_header(db_url: str) -> None:
     # One simulated hour per real second.
-    rt = Runtime(
-        Settings(database_url=db_url), AcceleratedClock(local("2026-11-23", "05:30"), 3600)
-    )
+    rt = Runtime(Settings(database_url=db_url), AcceleratedClock(at("05:30"), 3600))
     rt.import_community(COMMUNITY)
     with rt.sessions.begin() as s:
         create_user(s, "staff", PASSWORD, "staff", rt.clock.now(), person_id="s-chen")

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
 from support.mqtt import MosquittoBroker, publish_many
-from support.web import DAY, PASSWORD, local, web_app, web_runtime
+from support.web import web_app
+from support.world import PASSWORD, World, at, on_broker
 
 from curtainwatch.runtime import Runtime
 from monitor.models import Alert
@@ -24,13 +25,10 @@ pytestmark = pytest.mark.broker
 
 @pytest.fixture
 def live(db_url: str, broker: MosquittoBroker, request: pytest.FixtureRequest) -> Iterator[Runtime]:
-    rt = web_runtime(
-        db_url,
+    rt = World(
         start="07:30",  # the curtain windows (07:00-09:00) are open: tiles wait
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_client_id=f"cw-{request.node.name}",
-    )
+        settings=on_broker(broker, f"cw-{request.node.name}"),
+    ).runtime(db_url)
     rt.start(ingest=True, schedule=False)
     assert rt.source is not None and rt.source.connected.wait(10)
     yield rt
@@ -97,9 +95,9 @@ def history(days: int = 29) -> list[tuple[str, str]]:
     out = []
     for back in range(days, 0, -1):
         minute = 30 + (back * 7) % 11 - 5 + (12 * (8 - back) if back <= 7 else 0)
-        ts = local(DAY, "07:00") - timedelta(days=back) + timedelta(minutes=minute)
-        for value, at in (("open", ts), ("closed", ts + timedelta(hours=12))):
-            payload = {"kind": "curtain", "value": value, "ts": at.isoformat()}
+        ts = at("07:00") - timedelta(days=back) + timedelta(minutes=minute)
+        for value, when in (("open", ts), ("closed", ts + timedelta(hours=12))):
+            payload = {"kind": "curtain", "value": value, "ts": when.isoformat()}
             out.append(("curtainwatch/curtain-301/event", json.dumps(payload)))
     return out
 

@@ -4,21 +4,21 @@ out, and a screenshot is saved to tests/artifacts/phone.png."""
 
 from __future__ import annotations
 
+from flask import Flask
 from sqlalchemy import select
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
-from support.web import advance, feed, web_app, web_runtime
+from support.world import advance, feed
 
 from alerts.tokens import make_link_token
+from curtainwatch.runtime import Runtime
 from monitor.models import Alert
 
 
-def test_phone_page_fits_a_small_phone_and_claims(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_phone_page_fits_a_small_phone_and_claims(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "07:40")
     advance(rt, "07:41")
     with rt.sessions() as s:
         alert = s.scalars(select(Alert).where(Alert.kind == "help")).one()
-    app = web_app(rt)
     token = make_link_token(app.config["LINK_KEY"], "v-li", alert.id, rt.clock.now())
     with live_server(app) as base, chromium() as browser, browser_page(browser, 360, 740) as page:
         page.goto(f"{base}/m/{token}")

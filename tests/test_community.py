@@ -18,7 +18,8 @@ from curtainwatch.cli import main
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
-from monitor.importing.community import CommunityError, CommunitySpec, load_community
+from monitor.importing.community import CommunityError, CommunitySpec
+from monitor.importing.load import load_community
 from monitor.models import (
     Alert,
     AwayPeriod,

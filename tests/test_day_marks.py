@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
-from support.web import COMMUNITY, SHANGHAI, feed, local, web_runtime
+from support.world import COMMUNITY, DAY, SHANGHAI, World, at, community, feed
 
 from curtainwatch.runtime import Runtime
 from monitor.access import Scope
@@ -23,11 +23,9 @@ from monitor.rules import day_marks
 from monitor.tables import DAY_MARKS
 from sensors.ingest import Message
 
-DAY = "2026-11-23"
-
 
 def t(hhmm: str, day: str = DAY) -> datetime:
-    return local(day, hhmm).astimezone(UTC)
+    return at(hhmm, day).astimezone(UTC)
 
 
 def marks(rt: Runtime) -> dict[tuple[str, str], dict[str, str | None]]:
@@ -48,9 +46,10 @@ def board(rt: Runtime) -> Board:
         return compute_board(s, Scope("staff", "test"), rt.clock.now(), SHANGHAI)
 
 
-def stamped(rt: Runtime, device: str, kind: str, value: str, at: str, arrives: str) -> None:
-    """A reading carrying its own time (`at`), arriving at `arrives` (both local)."""
-    body = json.dumps({"kind": kind, "value": value, "ts": local(DAY, at).isoformat()})
+def stamped(rt: Runtime, device: str, kind: str, value: str, when: str, arrives: str) -> None:
+    """A reading carrying its own time (`when`), arriving at `arrives` (both local; the
+    clock stays where it is)."""
+    body = json.dumps({"kind": kind, "value": value, "ts": at(when).isoformat()})
     rt.ingestor.process([Message(f"curtainwatch/{device}/event", body.encode(), t(arrives))])
 
 
@@ -87,7 +86,7 @@ def test_marks_keep_the_earliest_and_latest_of_each_local_day() -> None:
 
 
 def test_the_ingestor_merges_marks_across_batches_in_any_order(db_url: str) -> None:
-    rt = web_runtime(db_url, start="05:30")
+    rt = World(start="05:30").runtime(db_url)
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:40")
     feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:35")
     feed(rt, "zigbee2mqtt/light-301", {"state": "ON"}, "07:50")
@@ -129,7 +128,7 @@ def test_the_ingestor_merges_marks_across_batches_in_any_order(db_url: str) -> N
 
 
 def test_rebuild_from_the_events_table_gives_what_the_ingestor_wrote(db_url: str) -> None:
-    rt = web_runtime(db_url, start="05:30")
+    rt = World(start="05:30").runtime(db_url)
     for topic, payload, hhmm in [
         ("zigbee2mqtt/door-301", {"contact": False}, "06:40"),
         ("zigbee2mqtt/curtain-301", {"position": 100}, "07:35"),
@@ -191,24 +190,24 @@ def test_the_migration_fills_marks_for_events_already_stored(db_url: str) -> Non
 
 
 def test_a_reading_stamped_ahead_of_now_is_not_shown_until_its_time(db_url: str) -> None:
-    rt = web_runtime(db_url, start="07:00")
+    rt = World(start="07:00").runtime(db_url)
     stamped(rt, "curtain-301", "curtain", "open", "07:10", arrives="07:00")  # 10 min ahead
     stamped(rt, "door-301", "door", "open", "07:20", arrives="07:00")
     [tile] = [t for t in board(rt).tiles if t.resident_id == "r-301"]
     assert (tile.curtain_opened, tile.door) == (None, None)
-    rt.clock.set(local(DAY, "07:30"))
+    rt.clock.set(at("07:30"))
     [tile] = [t for t in board(rt).tiles if t.resident_id == "r-301"]
     assert (tile.curtain_opened, tile.door) == ("07:10", "07:20")
 
 
 def test_a_new_community_time_zone_redraws_the_marks_by_its_days(db_url: str) -> None:
-    rt = web_runtime(db_url, start="05:30")
+    rt = World(start="05:30").runtime(db_url)
     # 06:40 in Shanghai is 23:40 the day before in Amsterdam (UTC+1 in November).
     feed(rt, "zigbee2mqtt/light-301", {"state": "ON"}, "06:40")
     feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "08:10")
     assert set(marks(rt)) == {("r-301", DAY)}
     assert "timezone: Asia/Shanghai" in COMMUNITY
-    rt.import_community(COMMUNITY.replace("timezone: Asia/Shanghai", "timezone: Europe/Amsterdam"))
+    rt.import_community(community(timezone="Europe/Amsterdam"))
     with rt.sessions() as s:
         rows = {(m.resident_id, m.day.isoformat()): m for m in s.scalars(select(DayMark))}
     assert set(rows) == {("r-301", "2026-11-22"), ("r-301", DAY)}

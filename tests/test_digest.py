@@ -3,79 +3,52 @@ family members who consented and have not opted out, in their language."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
-
 import pytest
-from support.receiver import Receiver, receiver
-from support.watch import alerts, local
+from support.receiver import Receiver
+from support.watch import alerts
+from support.world import World, advance, at, community, feed, person, resident
 
 from alerts.lifecycle import claim, resolve
 from curtainwatch.runtime import Runtime
-from monitor.clock import SimulatedClock
-from monitor.config import Settings
-from sensors.ingest import Message
-
-DAY = "2026-11-23"
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def rt(db_url: str, rx: Receiver) -> Runtime:
-    runtime = Runtime(Settings(database_url=db_url), SimulatedClock(local(DAY, "06:00")))
-    runtime.import_community(f"""
-timezone: Asia/Shanghai
-residents:
-  - id: r-301
-    name: Wang Shulan
-    building: "3"
-    unit: "301"
-    devices: [{{id: curtain-301, kind: curtain}}, {{id: light-301, kind: light}},
-              {{id: card-301, kind: help}}]
-people:
-  - {{id: v-li, name: Li Ming, role: volunteer, buildings: ["3"], notify: ["{rx.url("v-li")}"]}}
-  - {{id: f-wang, name: Wang Jun, role: family, resident: r-301, consent: "2026-11-20",
-      language: en, digest: "20:00", notify: ["{rx.url("f-wang")}"]}}
-  - {{id: f-zh, name: Wang Li, role: family, resident: r-301, consent: "2026-11-20",
-      digest: "20:00", notify: ["{rx.url("f-zh")}"]}}
-  - {{id: f-none, name: No Consent, role: family, resident: r-301, digest: "20:00",
-      notify: ["{rx.url("f-none")}"]}}
-""")
-    return runtime
-
-
-def feed(rt: Runtime, hm: str, topic: str, payload: object) -> None:
-    when = local(DAY, hm)
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(when)
-    rt.ingestor.process([Message(topic, json.dumps(payload).encode(), when.astimezone(UTC))])
-    rt.notify()
-
-
-def at(rt: Runtime, when: datetime) -> None:
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(when)
-    rt.notify()
+def world(rx: Receiver) -> World:
+    """Wang Shulan with a curtain, a light and a help card and no routines; her volunteer,
+    and three relatives with a digest at 20:00: in English, in Chinese (the default), and
+    one who never consented. No ladder, no users."""
+    digest = {"role": "family", "resident": "r-301", "digest": "20:00"}
+    return World(
+        community(
+            residents=[resident(devices=("curtain", "light", "help"), routines=None)],
+            people=[
+                person("v-li", language=None),
+                person("f-wang", digest="20:00"),
+                person("f-zh", name="Wang Li", consent="2026-11-20", **digest),
+                person("f-none", name="No Consent", **digest),
+            ],
+            escalation=None,
+            notify=rx.url,
+        ),
+        users=False,
+    )
 
 
 def test_daily_digest_tells_the_day_and_how_alerts_ended(rt: Runtime, rx: Receiver) -> None:
-    feed(rt, "07:42", "zigbee2mqtt/curtain-301", {"position": 100})
-    feed(rt, "10:00", "zigbee2mqtt/card-301", {"contact": False})
+    feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:42")
+    advance(rt, "07:42")
+    feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "10:00")
+    advance(rt, "10:00")
     [a] = alerts(rt, kind="help")
     with rt.sessions.begin() as s:
-        claim(s, a.id, "v-li", local(DAY, "10:02"))
-        resolve(s, a.id, "v-li", "fine", "card flipped by accident", local(DAY, "10:20"))
-    feed(rt, "18:10", "zigbee2mqtt/light-301", {"state": "ON"})
+        claim(s, a.id, "v-li", at("10:02"))
+        resolve(s, a.id, "v-li", "fine", "card flipped by accident", at("10:20"))
+    feed(rt, "zigbee2mqtt/light-301", {"state": "ON"}, "18:10")
+    advance(rt, "18:10")
 
-    at(rt, local(DAY, "19:59"))
+    advance(rt, "19:59")
     assert rx.to("f-wang") == []
-    at(rt, local(DAY, "20:00"))
+    advance(rt, "20:00")
     [digest] = rx.to("f-wang")
     assert digest["title"] == "Wang Shulan 11-23"
     assert digest["message"].splitlines()[:-1] == [
@@ -89,10 +62,11 @@ def test_daily_digest_tells_the_day_and_how_alerts_ended(rt: Runtime, rx: Receiv
     assert zh["message"].splitlines()[-1].startswith("停止接收：")
     assert rx.to("f-none") == []  # no recorded consent, no digest
 
-    feed(rt, "21:05", "zigbee2mqtt/curtain-301", {"position": 0})  # after the digest
-    at(rt, local(DAY, "23:00"))
+    feed(rt, "zigbee2mqtt/curtain-301", {"position": 0}, "21:05")  # after the digest
+    advance(rt, "21:05")
+    advance(rt, "23:00")
     assert len(rx.to("f-wang")) == 1  # once a day
-    at(rt, local("2026-11-24", "20:00"))
+    advance(rt, "20:00", "2026-11-24")
     assert len(rx.to("f-wang")) == 2
     assert rx.to("f-wang")[1]["message"].splitlines()[0] == "No activity recorded today."
     assert "Stop these messages: " in digest["message"].splitlines()[-1]
@@ -104,6 +78,6 @@ def test_opted_out_family_gets_no_digest(rt: Runtime, rx: Receiver) -> None:
     with rt.sessions.begin() as s:
         person = s.get(Person, "f-wang")
         assert person is not None
-        person.opted_out_at = local(DAY, "12:00")
-    at(rt, local(DAY, "20:00"))
+        person.opted_out_at = at("12:00")
+    advance(rt, "20:00")
     assert rx.to("f-wang") == [] and len(rx.to("f-zh")) == 1

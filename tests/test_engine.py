@@ -3,7 +3,6 @@ dead sensors, inactivity, and several instances settling the same database."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -11,55 +10,41 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.watch import alerts, settlements
+from support.world import INACTIVITY, World, advance, community, feed, resident
 
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.rules.windows import inactivity_due
-from sensors.ingest import Message
+
+MORNING = {"kind": "curtain_open", "start": "07:00", "end": "09:00"}
 
 
-def home(db_url: str, tz: str, routines: str, start: datetime, away: str = "") -> Runtime:
+def home(
+    db_url: str,
+    tz: str,
+    routines: list[dict[str, object]],
+    start: datetime,
+    away: list[dict[str, str]] | None = None,
+) -> Runtime:
     """One resident in `tz` with a curtain, a door and a help card; the devices report once
     at `start` (mains-powered: no battery, so they stay alive without heartbeats)."""
-    clock = SimulatedClock(start)
-    rt = Runtime(Settings(database_url=db_url), clock)
-    rt.import_community(f"""
-timezone: {tz}
-residents:
-  - id: r1
-    name: R One
-    building: "1"
-    devices:
-      - {{id: curtain-1, kind: curtain}}
-      - {{id: door-1, kind: door}}
-      - {{id: card-1, kind: help}}
-    routines:
-{routines}
-{away}
-""")
-    feed(
-        rt,
-        start,
+    r1 = resident(
+        "r1",
+        tag="1",
+        name="R One",
+        building="1",
+        devices=("curtain", "door", "help"),
+        routines=routines,
+        away=away,
+    )
+    readings = [
         ("zigbee2mqtt/curtain-1", {"position": 0}),
         ("zigbee2mqtt/door-1", {"contact": True}),
         ("zigbee2mqtt/card-1", {"contact": True}),
-    )
-    return rt
-
-
-def feed(rt: Runtime, at: datetime, *messages: tuple[str, object]) -> None:
-    clock = rt.clock
-    assert isinstance(clock, SimulatedClock)
-    clock.set(at)
-    rt.ingestor.process(
-        [
-            Message(
-                t, p.encode() if isinstance(p, str) else json.dumps(p).encode(), at.astimezone(UTC)
-            )
-            for t, p in messages
-        ]
-    )
+    ]
+    text = community(residents=[r1], people=[], escalation=None, timezone=tz)
+    return World(text, start=start, users=False, readings=readings).runtime(db_url)
 
 
 def tick_through(rt: Runtime, until: datetime, step: timedelta = timedelta(minutes=30)) -> None:
@@ -95,7 +80,7 @@ def test_window_on_a_dst_transition_day_settles_exactly_once(
 ) -> None:
     d = date.fromisoformat(day)
     begin = wall(tz, f"{d - timedelta(days=2)}T12:00")
-    rt = home(db_url, tz, f'      - {{kind: door, start: "{start}", end: "{end}"}}', begin)
+    rt = home(db_url, tz, [{"kind": "door", "start": start, "end": end}], begin)
     tick_through(rt, wall(tz, f"{d + timedelta(days=2)}T12:00"), timedelta(minutes=15))
 
     got = settlements(rt, kind="door")
@@ -113,7 +98,7 @@ def test_ordinary_window_keeps_its_wall_clock_time_across_dst(db_url: str) -> No
     rt = home(
         db_url,
         tz,
-        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        [MORNING],
         wall(tz, "2026-03-06T12:00"),
     )
     tick_through(rt, wall(tz, "2026-03-10T12:00"))
@@ -138,7 +123,7 @@ def test_a_day_with_a_three_hour_clock_jump(db_url: str) -> None:
     rt = home(
         db_url,
         tz,
-        '      - {kind: door, start: "01:00", end: "03:30"}',
+        [{"kind": "door", "start": "01:00", "end": "03:30"}],
         wall(tz, "2009-10-16T12:00"),
     )
     tick_through(rt, wall(tz, "2009-10-20T12:00"))
@@ -152,9 +137,11 @@ def test_a_day_with_a_three_hour_clock_jump(db_url: str) -> None:
 
 def test_system_clock_jumping_three_hours_settles_every_window_in_between(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    routines = """      - {kind: curtain_open, start: "07:00", end: "08:00"}
-      - {kind: door, start: "06:00", end: "09:00"}
-      - {kind: curtain_close, start: "07:00", end: "10:00"}"""
+    routines = [
+        {"kind": "curtain_open", "start": "07:00", "end": "08:00"},
+        {"kind": "door", "start": "06:00", "end": "09:00"},
+        {"kind": "curtain_close", "start": "07:00", "end": "10:00"},
+    ]
     rt = home(db_url, tz, routines, wall(tz, "2026-11-23T07:30"))
     rt.engine.settle_due()
     assert settlements(rt) == []
@@ -171,10 +158,10 @@ def test_window_across_midnight_belongs_to_the_day_it_opens(db_url: str) -> None
     rt = home(
         db_url,
         tz,
-        '      - {kind: door, start: "22:00", end: "02:00"}',
+        [{"kind": "door", "start": "22:00", "end": "02:00"}],
         wall(tz, "2026-11-23T12:00"),
     )
-    feed(rt, wall(tz, "2026-11-24T01:10"), ("zigbee2mqtt/door-1", {"contact": False}))
+    feed(rt, "zigbee2mqtt/door-1", {"contact": False}, wall(tz, "2026-11-24T01:10"))
     tick_through(rt, wall(tz, "2026-11-25T03:00"))
     got = [(s.window_date.isoformat(), s.outcome) for s in settlements(rt)]
     assert got == [("2026-11-23", "satisfied"), ("2026-11-24", "missed")]
@@ -188,9 +175,9 @@ def test_away_days_settle_as_away_without_alert(db_url: str) -> None:
     rt = home(
         db_url,
         tz,
-        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        [MORNING],
         wall(tz, "2026-11-30T12:00"),
-        away='    away: [{from: "2026-12-01", to: "2026-12-02"}]',
+        away=[{"from": "2026-12-01", "to": "2026-12-02"}],
     )
     tick_through(rt, wall(tz, "2026-12-03T10:00"))
     got = [(s.window_date.isoformat(), s.outcome) for s in settlements(rt)]
@@ -203,13 +190,11 @@ def test_offline_sensor_makes_a_device_alert_and_unknown_windows_not_missed(db_u
     rt = home(
         db_url,
         tz,
-        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        [MORNING],
         wall(tz, "2026-11-23T06:00"),
     )
     feed(
-        rt,
-        wall(tz, "2026-11-23T06:30"),
-        ("zigbee2mqtt/curtain-1/availability", {"state": "offline"}),
+        rt, "zigbee2mqtt/curtain-1/availability", {"state": "offline"}, wall(tz, "2026-11-23T06:30")
     )
     rt.engine.check_devices()
     tick_through(rt, wall(tz, "2026-11-23T10:00"))
@@ -223,7 +208,7 @@ def test_offline_sensor_makes_a_device_alert_and_unknown_windows_not_missed(db_u
         "reported offline",
     )
 
-    feed(rt, wall(tz, "2026-11-23T10:05"), ("zigbee2mqtt/curtain-1/availability", "online"))
+    feed(rt, "zigbee2mqtt/curtain-1/availability", "online", wall(tz, "2026-11-23T10:05"))
     rt.engine.check_devices()
     [a] = alerts(rt)
     assert (a.status, a.outcome) == ("resolved", "back_online")
@@ -234,13 +219,11 @@ def test_battery_sensor_silent_for_25_hours_counts_as_offline(db_url: str) -> No
     rt = home(
         db_url,
         tz,
-        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        [MORNING],
         wall(tz, "2026-11-22T07:30"),
     )
     feed(
-        rt,
-        wall(tz, "2026-11-22T07:50"),
-        ("zigbee2mqtt/curtain-1", {"position": 100, "battery": 80}),
+        rt, "zigbee2mqtt/curtain-1", {"position": 100, "battery": 80}, wall(tz, "2026-11-22T07:50")
     )
     # Due 09:00 on the 23rd: by then 25 h 10 min of silence.
     tick_through(rt, wall(tz, "2026-11-23T10:00"))
@@ -257,15 +240,15 @@ def test_low_battery_alert_and_replacement(db_url: str) -> None:
     rt = home(
         db_url,
         tz,
-        '      - {kind: curtain_open, start: "07:00", end: "09:00"}',
+        [MORNING],
         wall(tz, "2026-11-23T06:00"),
     )
-    feed(rt, wall(tz, "2026-11-23T06:10"), ("zigbee2mqtt/door-1", {"battery": 9}))
+    feed(rt, "zigbee2mqtt/door-1", {"battery": 9}, wall(tz, "2026-11-23T06:10"))
     rt.engine.check_devices()
     rt.engine.check_devices()
     [a] = alerts(rt)
     assert (a.kind, a.device_id, a.detail) == ("low_battery", "door-1", "battery at 9%")
-    feed(rt, wall(tz, "2026-11-23T11:00"), ("zigbee2mqtt/door-1", {"battery": 100}))
+    feed(rt, "zigbee2mqtt/door-1", {"battery": 100}, wall(tz, "2026-11-23T11:00"))
     rt.engine.check_devices()
     assert [(a.status, a.outcome) for a in alerts(rt)] == [("resolved", "battery_replaced")]
 
@@ -275,8 +258,8 @@ def test_low_battery_alert_and_replacement(db_url: str) -> None:
 
 def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, "      - {kind: inactivity, hours: 12}", wall(tz, "2026-11-23T07:00"))
-    feed(rt, wall(tz, "2026-11-23T08:00"), ("zigbee2mqtt/door-1", {"contact": False}))
+    rt = home(db_url, tz, [INACTIVITY], wall(tz, "2026-11-23T07:00"))
+    feed(rt, "zigbee2mqtt/door-1", {"contact": False}, wall(tz, "2026-11-23T08:00"))
     tick_through(rt, wall(tz, "2026-11-23T19:59"))
     assert alerts(rt) == []
     tick_through(rt, wall(tz, "2026-11-24T12:00"))
@@ -286,7 +269,7 @@ def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url
         "critical",
         wall(tz, "2026-11-23T20:00"),
     )
-    feed(rt, wall(tz, "2026-11-24T12:10"), ("zigbee2mqtt/curtain-1", {"position": 100}))
+    feed(rt, "zigbee2mqtt/curtain-1", {"position": 100}, wall(tz, "2026-11-24T12:10"))
     [a] = alerts(rt)
     assert (a.status, a.outcome) == ("resolved", "activity_resumed")
     # Re-armed by that activity: due again at 00:10 the next night.
@@ -296,10 +279,10 @@ def test_inactivity_fires_once_after_the_silence_and_activity_resolves_it(db_url
 
 def test_inactivity_is_due_at_the_whole_minute_after_the_silence(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, "      - {kind: inactivity, hours: 12}", wall(tz, "2026-11-23T07:00"))
+    rt = home(db_url, tz, [INACTIVITY], wall(tz, "2026-11-23T07:00"))
     # Twelve hours after either event is within 20:00-20:01: due at 20:01, not before.
-    feed(rt, wall(tz, "2026-11-23T08:00:37"), ("zigbee2mqtt/door-1", {"contact": False}))
-    feed(rt, wall(tz, "2026-11-23T08:00:52"), ("zigbee2mqtt/door-1", {"contact": True}))
+    feed(rt, "zigbee2mqtt/door-1", {"contact": False}, wall(tz, "2026-11-23T08:00:37"))
+    feed(rt, "zigbee2mqtt/door-1", {"contact": True}, wall(tz, "2026-11-23T08:00:52"))
     tick_through(rt, wall(tz, "2026-11-23T20:00:59"), step=timedelta(seconds=30))
     assert alerts(rt) == []
     tick_through(rt, wall(tz, "2026-11-23T20:01:30"), step=timedelta(seconds=30))
@@ -321,10 +304,10 @@ def test_inactivity_due_rounds_up_to_the_minute_and_never_down() -> None:
 
 def test_help_card_raises_at_once_and_repeats_update_the_same_alert(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    rt = home(db_url, tz, "      - {kind: inactivity, hours: 12}", wall(tz, "2026-11-23T07:00"))
-    feed(rt, wall(tz, "2026-11-23T09:00"), ("zigbee2mqtt/card-1", {"contact": False}))
-    feed(rt, wall(tz, "2026-11-23T09:01"), ("zigbee2mqtt/card-1", {"contact": True}))
-    feed(rt, wall(tz, "2026-11-23T09:02"), ("zigbee2mqtt/card-1", {"contact": False}))
+    rt = home(db_url, tz, [INACTIVITY], wall(tz, "2026-11-23T07:00"))
+    feed(rt, "zigbee2mqtt/card-1", {"contact": False}, wall(tz, "2026-11-23T09:00"))
+    feed(rt, "zigbee2mqtt/card-1", {"contact": True}, wall(tz, "2026-11-23T09:01"))
+    feed(rt, "zigbee2mqtt/card-1", {"contact": False}, wall(tz, "2026-11-23T09:02"))
     [a] = alerts(rt, kind="help")
     assert (a.raised_at, a.last_raised_at, a.repeats) == (
         wall(tz, "2026-11-23T09:00"),
@@ -338,9 +321,9 @@ def test_help_card_raises_at_once_and_repeats_update_the_same_alert(db_url: str)
 
 def test_two_instances_settling_at_once_settle_each_window_once(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    routines = "\n".join(
-        f'      - {{kind: door, start: "{h:02d}:00", end: "{h:02d}:30"}}' for h in range(6, 22)
-    )
+    routines: list[dict[str, object]] = [
+        {"kind": "door", "start": f"{h:02d}:00", "end": f"{h:02d}:30"} for h in range(6, 22)
+    ]
     first = home(db_url, tz, routines, wall(tz, "2026-11-23T05:00"))
     clock = first.clock
     assert isinstance(clock, SimulatedClock)
@@ -370,17 +353,11 @@ def test_two_instances_settling_at_once_settle_each_window_once(db_url: str) -> 
 
 def _community(*residents: str) -> str:
     """Residents with a curtain and the same curtain_open routine, 07:00-09:00."""
-    return "timezone: Asia/Shanghai\nresidents:\n" + "".join(
-        f"""  - id: {r}
-    name: Resident {r}
-    building: "1"
-    devices:
-      - {{id: curtain-{r}, kind: curtain}}
-    routines:
-      - {{kind: curtain_open, start: "07:00", end: "09:00"}}
-"""
+    homes = [
+        resident(r, name=f"Resident {r}", building="1", devices=("curtain",), routines=[MORNING])
         for r in residents
-    )
+    ]
+    return community(residents=homes, people=[], escalation=None)
 
 
 def _schedules(rt: Runtime) -> list[tuple[date, list[str]]]:
@@ -405,17 +382,16 @@ def test_routines_of_one_timing_share_a_schedule_and_one_added_late_joins_it(
     db_url: str,
 ) -> None:
     tz = "Asia/Shanghai"
-    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
-    rt = Runtime(Settings(database_url=db_url), clock)
-    rt.import_community(_community("r1", "r2"))
-    feed(rt, clock.now(), *((f"zigbee2mqtt/curtain-{r}", {"position": 0}) for r in ("r1", "r2")))
+    curtains = [(f"zigbee2mqtt/curtain-{r}", {"position": 0}) for r in ("r1", "r2")]
+    start = wall(tz, "2026-11-23T06:00")
+    rt = World(_community("r1", "r2"), start=start, users=False, readings=curtains).runtime(db_url)
     assert _schedules(rt) == [(date(2026, 11, 23), ["r1", "r2"])]
 
     # Nothing settled today's window yet (curtainwatch was down since 06:00) when r3 is
     # added at 10:00: r3's first window is tomorrow's, so it gets a schedule of its own.
-    clock.set(wall(tz, "2026-11-23T10:00"))
+    advance(rt, wall(tz, "2026-11-23T10:00"), jobs=())
     rt.import_community(_community("r1", "r2", "r3"))
-    feed(rt, clock.now(), ("zigbee2mqtt/curtain-r3", {"position": 0}))
+    feed(rt, "zigbee2mqtt/curtain-r3", {"position": 0}, rt.clock.now())
     assert _schedules(rt) == [(date(2026, 11, 23), ["r1", "r2"]), (date(2026, 11, 24), ["r3"])]
 
     # The tick settles today's window for r1 and r2 only; their schedule then reaches r3's
@@ -436,9 +412,7 @@ def test_routines_of_one_timing_share_a_schedule_and_one_added_late_joins_it(
 
 def test_a_schedule_nobody_follows_any_more_goes_when_due(db_url: str) -> None:
     tz = "Asia/Shanghai"
-    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
-    rt = Runtime(Settings(database_url=db_url), clock)
-    rt.import_community(_community("r1"))
+    rt = World(_community("r1"), start=wall(tz, "2026-11-23T06:00"), users=False).runtime(db_url)
     rt.import_community("timezone: Asia/Shanghai\nresidents: []\n")  # r1 leaves: paused
     assert _schedules(rt) == [(date(2026, 11, 23), [])]
     tick_through(rt, wall(tz, "2026-11-23T10:00"))
@@ -454,21 +428,20 @@ def test_a_tick_waits_for_an_import_adding_routines_to_its_schedule(pg_db_url: s
     from sqlalchemy import create_engine, text
 
     from monitor.importing.apply import apply_community
-    from monitor.importing.community import load_community
+    from monitor.importing.load import load_community
 
     tz = "Asia/Shanghai"
-    clock = SimulatedClock(wall(tz, "2026-11-23T06:00"))
-    rt = Runtime(Settings(database_url=pg_db_url), clock)
-    rt.import_community(_community("r1"))
-    feed(rt, clock.now(), ("zigbee2mqtt/curtain-r1", {"position": 0}))
+    curtain = ("zigbee2mqtt/curtain-r1", {"position": 0})
+    start = wall(tz, "2026-11-23T06:00")
+    rt = World(_community("r1"), start=start, users=False, readings=[curtain]).runtime(pg_db_url)
 
-    clock.set(wall(tz, "2026-11-23T08:00"))
+    advance(rt, wall(tz, "2026-11-23T08:00"), jobs=())
     importing = rt.sessions()
     importing.begin()
-    apply_community(importing, load_community(_community("r1", "r2")), clock.now())
+    apply_community(importing, load_community(_community("r1", "r2")), rt.clock.now())
     importing.flush()
 
-    clock.set(wall(tz, "2026-11-23T09:30"))
+    advance(rt, wall(tz, "2026-11-23T09:30"), jobs=())
     tick = threading.Thread(target=rt.engine.settle_due)
     tick.start()
     # Until the tick has either finished or is waiting for a lock: then commit the import.

@@ -8,113 +8,59 @@ client."""
 
 from __future__ import annotations
 
-import html
-import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from support.receiver import Receiver, receiver
-from support.watch import alerts, local
+from support.receiver import Receiver
+from support.watch import alerts
+from support.web import form_field, visible
+from support.world import (
+    CURTAIN_OPEN,
+    NEXT_DAY,
+    World,
+    advance,
+    at,
+    community,
+    person,
+    resident,
+)
 from werkzeug.test import TestResponse
 
 from alerts.family import CONSENT_VERSION, consent_text, invite
 from alerts.lifecycle import resolve
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.models import Person
-from sensors.ingest import Message
-from web.app import create_app
-
-DAY = "2026-11-23"
-NEXT = "2026-11-24"
-
-
-def community(rx: Receiver) -> str:
-    return f"""
-timezone: Asia/Shanghai
-residents:
-  - id: r-301
-    name: Wang Shulan
-    building: "3"
-    unit: "301"
-    devices:
-      - {{id: curtain-301, kind: curtain}}
-    routines:
-      - {{kind: curtain_open, start: "07:00", end: "09:00", grace: 15m}}
-  - id: r-502
-    name: Zhao Guiying
-    building: "5"
-    unit: "502"
-    devices:
-      - {{id: curtain-502, kind: curtain}}
-people:
-  - {{id: v-li, name: Li Ming, role: volunteer, buildings: ["3"], language: en,
-      notify: ["{rx.url("v-li")}"]}}
-  - {{id: s-chen, name: Chen Fang, role: staff, language: en, notify: ["{rx.url("s-chen")}"]}}
-escalation:
-  - {{after: 0m, notify: volunteers}}
-  - {{after: 15m, notify: staff}}
-  - {{after: 30m, notify: family}}
-"""
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def rt(db_url: str, rx: Receiver) -> Runtime:
-    runtime = Runtime(
-        Settings(database_url=db_url, base_url="https://cw.example"),
-        SimulatedClock(local(DAY, "06:00")),
+def world(rx: Receiver) -> World:
+    """Wang Shulan (3-301) with a curtain seen shut at 06:00 and the morning window, and Zhao
+    Guiying (5-502) with a curtain; a volunteer and staff, no family yet; no users; browsers
+    that ask for no language (the family pages then speak Chinese)."""
+    return World(
+        community(
+            residents=[
+                resident(devices=("curtain",), routines=[CURTAIN_OPEN]),
+                resident(
+                    "r-502", name="Zhao Guiying", building="5", unit="502", devices=("curtain",)
+                ),
+            ],
+            people=[person("v-li"), person("s-chen")],
+            notify=rx.url,
+        ),
+        users=False,
+        readings=[("zigbee2mqtt/curtain-301", {"position": 0})],
+        settings={"base_url": "https://cw.example"},
+        language=None,
     )
-    runtime.import_community(community(rx))
-    runtime.ingestor.process(
-        [
-            Message(
-                "zigbee2mqtt/curtain-301",
-                json.dumps({"position": 0}).encode(),
-                local(DAY, "06:00").astimezone(UTC),
-            )
-        ]
-    )
-    return runtime
-
-
-@pytest.fixture
-def client(rt: Runtime) -> FlaskClient:
-    app: Flask = create_app(rt, {"TESTING": True})
-    return app.test_client()
-
-
-def at(rt: Runtime, when: datetime) -> None:
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(when)
-    rt.engine.settle_due()
-    rt.notify()
 
 
 def make_invite(rt: Runtime, resident: str, ttl: timedelta = timedelta(days=7)) -> str:
     with rt.sessions.begin() as s:
         return invite(s, resident, "s-chen", rt.clock.now(), ttl)
-
-
-def visible(resp: TestResponse) -> str:
-    page = re.sub(r"<style.*?</style>", " ", resp.get_data(as_text=True), flags=re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
-
-
-def form_field(resp: TestResponse) -> str:
-    m = re.search(r'name="form_token" value="([0-9a-f]+)"', resp.get_data(as_text=True))
-    assert m, "no form on the page"
-    return m.group(1)
 
 
 def sign_up(
@@ -184,26 +130,26 @@ def test_accept_then_family_step_and_digest_carry_a_stop_link_that_stops_everyth
         "en",
         [rx.url("fam")],
     )
-    assert p.consented_at == local(DAY, "06:00")
-    assert p.consent == local(DAY, "06:00").date()
+    assert p.consented_at == at("06:00")
+    assert p.consent == at("06:00").date()
     assert p.consent_version == CONSENT_VERSION
-    assert p.digest_at == "20:00" and p.digest_next_at == local(DAY, "20:00")
+    assert p.digest_at == "20:00" and p.digest_next_at == at("20:00")
     assert p.id.startswith("f-") and p.opted_out_at is None
 
     # The ladder: missed curtain, volunteer, staff after 15 min, family after 30.
-    at(rt, local(DAY, "09:15"))
-    at(rt, local(DAY, "09:30"))
+    advance(rt, "09:15")
+    advance(rt, "09:30")
     assert rx.to("fam") == []
-    at(rt, local(DAY, "09:45"))
+    advance(rt, "09:45")
     [alert_msg] = rx.to("fam")
     assert alert_msg["title"] == "Wang Shulan (3-301): curtain not opened"
     stop = stop_path(alert_msg["message"])
 
     [a] = alerts(rt)
     with rt.sessions.begin() as s:
-        assert resolve(s, a.id, "v-li", "fine", "", local(DAY, "10:00"))
+        assert resolve(s, a.id, "v-li", "fine", "", at("10:00"))
 
-    at(rt, local(DAY, "20:00"))
+    advance(rt, "20:00")
     [_, digest] = rx.to("fam")
     assert digest["title"] == "Wang Shulan 11-23"
     assert stop_path(digest["message"]) == stop
@@ -219,14 +165,15 @@ def test_accept_then_family_step_and_digest_carry_a_stop_link_that_stops_everyth
     assert client.post(stop, data={}).status_code == 403  # no form token: refused
     assert family(rt, "Wang Jun").opted_out_at is None
     assert client.post(stop, data={"form_token": form_field(page)}).status_code == 200
-    assert family(rt, "Wang Jun").opted_out_at == local(DAY, "20:00")
+    assert family(rt, "Wang Jun").opted_out_at == at("20:00")
     again = client.post(stop, data={"form_token": form_field(page)})  # harmless twice
     assert again.status_code == 200 and "Messages stopped" in visible(again)
     assert "Messages stopped" in visible(client.get(stop))
 
     # Next day: a new missed curtain climbs the whole ladder, and the digest time comes.
     for hm in ("09:15", "09:30", "09:45", "12:00", "20:00"):
-        at(rt, local(NEXT, hm))
+        # Not the device check: Zhao Guiying's curtain, never heard, is offline by now.
+        advance(rt, hm, NEXT_DAY, jobs=("settle", "notify"))
     assert len(rx.to("s-chen")) == 2  # the ladder did run
     assert len(rx.to("fam")) == 2  # nothing new after the stop
     assert len(rx.to("other")) == 2  # the other relative's digest still comes
@@ -235,7 +182,7 @@ def test_accept_then_family_step_and_digest_carry_a_stop_link_that_stops_everyth
 def test_expired_invitation_is_refused(rt: Runtime, client: FlaskClient) -> None:
     token = make_invite(rt, "r-301", ttl=timedelta(days=7))
     assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(local(DAY, "06:00") + timedelta(days=7, minutes=1))
+    rt.clock.set(at("06:00") + timedelta(days=7, minutes=1))
     resp = client.get(f"/family/invite/{token}")
     assert resp.status_code == 410
     assert "This invitation has expired" in visible(resp) and "Wang Shulan" not in visible(resp)
@@ -305,12 +252,12 @@ def test_post_without_form_token_is_refused(rt: Runtime, client: FlaskClient, rx
 
 
 def test_reimporting_the_community_file_keeps_invited_family(
-    rt: Runtime, client: FlaskClient, rx: Receiver
+    rt: Runtime, client: FlaskClient, rx: Receiver, world: World
 ) -> None:
     """Consent given on our page is not in the file; importing the file again keeps it."""
     resp = sign_up(client, make_invite(rt, "r-301"), "Wang Jun", rx.url("invited"))
     assert resp.status_code == 200, visible(resp)
-    rt.import_community(community(rx))
+    rt.import_community(world.community)
     kept = family(rt, "Wang Jun")
     assert (kept.consent_version, kept.resident_id) == (CONSENT_VERSION, "r-301")
 

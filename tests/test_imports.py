@@ -8,8 +8,10 @@ phone width."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from support.web import (
 )
 from werkzeug.test import TestResponse
 
+from curtainwatch.cli import main
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.models import (
@@ -357,6 +360,44 @@ def test_community_file_imports_people_and_reloads_the_registry(
         assert (
             s.scalar(select(Event.resident_id).where(Event.device_id == "curtain-601")) == "r-601"
         )
+
+
+def test_a_cli_import_is_audited_like_a_web_one(
+    rt: Runtime, admin: FlaskClient, tmp_path: Path, db_url: str
+) -> None:
+    """`curtainwatch import FILE` goes the web's one way: an audit line naming who (the OS
+    user), the file and the counts its preview would show, on the audit page and among the
+    import page's recent imports."""
+    path = tmp_path / "community.yaml"
+    path.write_text(
+        COMMUNITY.replace(
+            "people:",
+            '  - id: r-601\n    name: Liu Fen\n    building: "6"\n    devices:\n'
+            "      - {id: curtain-601, kind: curtain}\npeople:",
+        ),
+        encoding="utf-8",
+    )
+    assert main(["--database", db_url, "import", str(path)]) == 0
+    with rt.sessions() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "import.community")).one()
+        assert re.fullmatch(r"cli(:.+)?", entry.actor), entry.actor
+        assert entry.target == "community.yaml"
+        assert json.loads(entry.detail) == {
+            "file": "community.yaml",
+            "new": 1,
+            "changed": 0,
+            "unchanged": 3,
+            "invalid": 0,
+            "retired": 0,
+            "people_new": 0,
+            "people_changed": 0,
+            "people_removed": 0,
+        }
+        assert s.get(Resident, "r-601") is not None
+    audit = visible(admin.get("/admin/audit"))
+    assert entry.actor in audit and "import.community" in audit and "community.yaml" in audit
+    recent = visible(admin.get(INDEX))
+    assert "1 new, 0 changed, 3 unchanged, 0 no longer watched" in recent
 
 
 def test_a_file_over_5_mb_is_refused_with_a_message(rt: Runtime, admin: FlaskClient) -> None:

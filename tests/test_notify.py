@@ -3,100 +3,70 @@ Apprise to a local HTTP receiver (standing in for phone push services)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from support.receiver import Receiver, receiver
-from support.watch import alerts, local
-from support.web import PASSWORD, signed_in, visible, web_app
+from support.receiver import Receiver
+from support.watch import alerts
+from support.web import signed_in, visible, web_app
+from support.world import (
+    CURTAIN_OPEN,
+    PASSWORD,
+    World,
+    advance,
+    at,
+    community,
+    feed,
+    person,
+    resident,
+)
 
 from alerts.lifecycle import claim, resolve
 from curtainwatch.runtime import Runtime
 from monitor.admin.users import create_user
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.models import Delivery
-from sensors.ingest import Message
-
-DAY = "2026-11-23"
-
-
-def community(rx: Receiver) -> str:
-    return f"""
-timezone: Asia/Shanghai
-residents:
-  - id: r-301
-    name: Wang Shulan
-    building: "3"
-    unit: "301"
-    devices:
-      - {{id: curtain-301, kind: curtain}}
-      - {{id: card-301, kind: help}}
-    routines:
-      - {{kind: curtain_open, start: "07:00", end: "09:00", grace: 15m}}
-people:
-  - {{id: v-li, name: Li Ming, role: volunteer, buildings: ["3"], language: en,
-      notify: ["{rx.url("fail-li")}", "{rx.url("v-li")}"]}}
-  - {{id: v-zhou, name: Zhou, role: volunteer, buildings: ["5"], notify: ["{rx.url("v-zhou")}"]}}
-  - {{id: s-chen, name: Chen Fang, role: staff, notify: ["{rx.url("s-chen")}"]}}
-  - {{id: f-wang, name: Wang Jun, role: family, resident: r-301, consent: "2026-11-20",
-      notify: ["{rx.url("f-wang")}"]}}
-  - {{id: f-no, name: No Consent, role: family, resident: r-301, notify: ["{rx.url("f-no")}"]}}
-escalation:
-  - {{after: 0m, notify: volunteers}}
-  - {{after: 15m, notify: staff}}
-  - {{after: 30m, notify: family}}
-"""
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def rt(db_url: str, rx: Receiver) -> Runtime:
-    clock = SimulatedClock(local(DAY, "06:00"))
-    runtime = Runtime(Settings(database_url=db_url, base_url="https://cw.example"), clock)
-    runtime.import_community(community(rx))
-    runtime.ingestor.process(
-        [
-            Message(
-                "zigbee2mqtt/curtain-301",
-                json.dumps({"position": 0}).encode(),
-                local(DAY, "06:00").astimezone(UTC),
-            )
-        ]
+def world(rx: Receiver) -> World:
+    """Wang Shulan with a curtain (seen shut at 06:00) and a help card; her volunteer's
+    first address fails; a volunteer of another building, staff, and family with and
+    without consent; no users."""
+    return World(
+        community(
+            residents=[resident(devices=("curtain", "help"), routines=[CURTAIN_OPEN])],
+            people=[
+                person("v-li", notify=[rx.url("fail-li"), rx.url("v-li")]),
+                person("v-zhou", name="Zhou", language=None),
+                person("s-chen", language=None),
+                person("f-wang", language=None),
+                person("f-no", name="No Consent", role="family", resident="r-301"),
+            ],
+            notify=rx.url,
+        ),
+        users=False,
+        readings=[("zigbee2mqtt/curtain-301", {"position": 0})],
+        settings={"base_url": "https://cw.example"},
     )
-    return runtime
-
-
-def at(rt: Runtime, when: datetime) -> None:
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(when)
-    rt.engine.settle_due()
-    rt.notify()
 
 
 def test_ladder_volunteer_then_staff_then_consenting_family(rt: Runtime, rx: Receiver) -> None:
-    at(rt, local(DAY, "09:15"))
+    advance(rt, "09:15")
     [v] = rx.to("v-li")
     assert v["title"] == "Wang Shulan (3-301): curtain not opened"
     assert "since 11-23 09:15" in v["message"] and "https://cw.example/m/" in v["message"]
-    at(rt, local(DAY, "09:20"))  # nothing new, nothing repeated
+    advance(rt, "09:20")  # nothing new, nothing repeated
     assert (len(rx.to("v-li")), rx.to("s-chen"), rx.to("v-zhou")) == (1, [], [])
-    at(rt, local(DAY, "09:30"))
+    advance(rt, "09:30")
     [s] = rx.to("s-chen")
     assert s["title"] == "Wang Shulan (3-301): 窗帘未按时拉开"  # staff language defaults to zh-CN
     assert "自 11-23 09:15" in s["message"]
-    at(rt, local(DAY, "09:45"))
+    advance(rt, "09:45")
     [f] = rx.to("f-wang")
     assert "/m/" not in f["message"]  # family have no alert page to act on, only a stop link
     assert "/family/stop/" in f["message"]
-    at(rt, local(DAY, "12:00"))
+    advance(rt, "12:00")
     assert rx.to("f-no") == [] and rx.to("v-zhou") == []
     assert (len(rx.to("v-li")), len(rx.to("s-chen")), len(rx.to("f-wang"))) == (1, 1, 1)
 
@@ -104,15 +74,15 @@ def test_ladder_volunteer_then_staff_then_consenting_family(rt: Runtime, rx: Rec
 def test_claim_stops_escalation_and_resolve_records_who_and_outcome(
     rt: Runtime, rx: Receiver
 ) -> None:
-    at(rt, local(DAY, "09:15"))
+    advance(rt, "09:15")
     [a] = alerts(rt)
     with rt.sessions.begin() as s:
-        assert claim(s, a.id, "v-li", local(DAY, "09:17"))
-        assert not claim(s, a.id, "v-zhou", local(DAY, "09:18"))  # already claimed
-    at(rt, local(DAY, "10:30"))
+        assert claim(s, a.id, "v-li", at("09:17"))
+        assert not claim(s, a.id, "v-zhou", at("09:18"))  # already claimed
+    advance(rt, "10:30")
     assert rx.to("s-chen") == [] and rx.to("f-wang") == []
     with rt.sessions.begin() as s:
-        assert resolve(s, a.id, "v-li", "fine", "overslept", local(DAY, "09:40"))
+        assert resolve(s, a.id, "v-li", "fine", "overslept", at("09:40"))
     [a] = alerts(rt)
     assert (a.status, a.claimed_by, a.resolved_by, a.outcome, a.note) == (
         "resolved",
@@ -126,9 +96,9 @@ def test_claim_stops_escalation_and_resolve_records_who_and_outcome(
 def test_failing_channel_is_retried_then_shown_as_a_delivery_problem(
     rt: Runtime, rx: Receiver
 ) -> None:
-    at(rt, local(DAY, "09:15"))
+    advance(rt, "09:15")
     assert len(rx.to("v-li")) == 1  # the other channel delivered at once
-    t = local(DAY, "09:15")
+    t = at("09:15")
     for wait in (30, 120, 600):  # the back-off steps
         t += timedelta(seconds=wait)
         assert isinstance(rt.clock, SimulatedClock)
@@ -161,18 +131,10 @@ def test_failing_channel_is_retried_then_shown_as_a_delivery_problem(
 
 def test_device_alerts_go_to_staff_only(rt: Runtime, rx: Receiver) -> None:
     assert isinstance(rt.clock, SimulatedClock)
-    rt.ingestor.process(
-        [
-            Message(
-                "zigbee2mqtt/curtain-301/availability",
-                b"offline",
-                local(DAY, "06:30").astimezone(UTC),
-            )
-        ]
-    )
-    rt.clock.set(local(DAY, "06:31"))
+    feed(rt, "zigbee2mqtt/curtain-301/availability", b"offline", "06:30")
+    rt.clock.set(at("06:31"))
     rt.engine.check_devices()
     for hm in ("06:31", "07:00", "08:00"):
-        at(rt, local(DAY, hm))
+        advance(rt, hm)
     assert len(rx.to("s-chen")) == 1
     assert rx.to("v-li") == [] and rx.to("f-wang") == []

@@ -8,13 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 from support.mqtt import StartBroker, wait_for
-from support.web import advance, feed, web_app, web_runtime
+from support.web import web_app
+from support.world import World, advance, feed, on_broker
 from werkzeug.test import TestResponse
 
+from curtainwatch.runtime import Runtime
 from monitor.models import Delivery
 from monitor.pages.health import check_health
 
@@ -32,13 +35,8 @@ def test_healthz_follows_the_broker_of_a_started_runtime(
     db_url: str, start_broker: StartBroker, request: pytest.FixtureRequest
 ) -> None:
     broker = start_broker()
-    rt = web_runtime(
-        db_url,
-        mqtt_host=broker.host,
-        mqtt_port=broker.port,
-        mqtt_client_id=f"cw-{request.node.name}",
-        settle_interval_s=1.0,
-    )
+    settings = on_broker(broker, f"cw-{request.node.name}", settle_interval_s=1.0)
+    rt = World(settings=settings).runtime(db_url)
     client = web_app(rt).test_client()
     rt.start()
     try:
@@ -79,9 +77,7 @@ def test_healthz_follows_the_broker_of_a_started_runtime(
         rt.stop()
 
 
-def test_healthz_of_a_runtime_that_runs_nothing_here(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = web_app(rt).test_client()
+def test_healthz_of_a_runtime_that_runs_nothing_here(rt: Runtime, client: FlaskClient) -> None:
     code, body = health(client)
     assert code == 200
     assert body["status"] == "ok"
@@ -101,7 +97,7 @@ def test_healthz_of_a_runtime_that_runs_nothing_here(db_url: str) -> None:
 
 
 def test_a_scheduler_without_a_recent_settle_round_is_unhealthy(db_url: str) -> None:
-    rt = web_runtime(db_url, settle_interval_s=10.0)
+    rt = World(settings={"settle_interval_s": 10.0}).runtime(db_url)
     rt.start(ingest=False)
     try:
         wait_for(lambda: rt.last_settle_round is not None, message="the first settle round")
@@ -120,8 +116,7 @@ def test_a_scheduler_without_a_recent_settle_round_is_unhealthy(db_url: str) -> 
         rt.stop()
 
 
-def test_an_unreachable_database_is_unhealthy(db_url: str, tmp_path: Any) -> None:
-    rt = web_runtime(db_url)
+def test_an_unreachable_database_is_unhealthy(rt: Runtime, tmp_path: Any) -> None:
     broken = create_engine(f"sqlite:///{tmp_path}/no/such/dir/cw.db")
     with Session(broken) as s:
         result = check_health(rt, s, rt.clock.now())
@@ -146,9 +141,7 @@ def scrape(client: Any, **headers: str) -> dict[tuple[str, tuple[tuple[str, str]
     }
 
 
-def test_metrics_count_what_was_fed(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = web_app(rt).test_client()
+def test_metrics_count_what_was_fed(rt: Runtime, client: FlaskClient) -> None:
     before = scrape(client)
     assert before[("curtainwatch_ingest_events_total", ())] == 0
     assert before[("curtainwatch_alerts", (("kind", "help"), ("status", "open")))] == 0
@@ -202,8 +195,7 @@ def test_metrics_count_what_was_fed(db_url: str) -> None:
     rt.stop()
 
 
-def test_every_app_has_its_own_registry(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_every_app_has_its_own_registry(rt: Runtime) -> None:
     first, second = web_app(rt).test_client(), web_app(rt).test_client()
     feed(rt, "zigbee2mqtt/card-301", {"action": "single"}, "07:40")
     for client in (first, second):
@@ -214,7 +206,7 @@ def test_every_app_has_its_own_registry(db_url: str) -> None:
 
 
 def test_metrics_token_when_configured(db_url: str) -> None:
-    rt = web_runtime(db_url, metrics_token="s3cret-scrape")
+    rt = World(settings={"metrics_token": "s3cret-scrape"}).runtime(db_url)
     client = web_app(rt).test_client()
     resp = client.get("/metrics")
     assert resp.status_code == 401
@@ -227,12 +219,10 @@ def test_metrics_token_when_configured(db_url: str) -> None:
     rt.stop()  # (without a token set, /metrics is open: the other tests scrape it so)
 
 
-def test_healthz_is_cheap(db_url: str) -> None:
+def test_healthz_is_cheap(rt: Runtime, client: FlaskClient) -> None:
     """Polled every few seconds: a constant handful of statements, however much is stored."""
     from sqlalchemy import event
 
-    rt = web_runtime(db_url)
-    client = web_app(rt).test_client()
     statements: list[str] = []
     event.listen(rt.db, "before_cursor_execute", lambda *a: statements.append(a[2]))
     health(client)

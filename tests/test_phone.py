@@ -34,7 +34,8 @@ from monitor.config import Settings
 from monitor.models import Alert
 from sensors.ingest import Message
 from web.app import create_app
-from web.phone import form_token
+from web.forms import form_token
+from web.phone import FORM
 
 DAY = "2026-11-23"
 MISSED = local(DAY, "09:15")  # the curtain_open window (07:00-09:00, grace 15 min) is missed
@@ -361,7 +362,7 @@ def test_volunteer_cannot_claim_for_a_building_they_do_not_cover(
     assert "This alert is for building 3, which you do not cover." in visible(resp)
     assert "Wang Shulan" not in visible(resp)
     with app.test_request_context():
-        token = form_token(path.removeprefix("/m/"))
+        token = form_token(FORM, path.removeprefix("/m/"))
     resp = client.post(f"{path}/claim", data={"form_token": token})
     assert resp.status_code == 403 and "which you do not cover" in visible(resp)
     assert the_alert(rt).status == "open"
@@ -390,7 +391,7 @@ def test_family_unknown_and_staff(
     assert "This page is for volunteers and staff" in visible(resp)
     assert "Wang Shulan" not in visible(resp)
     with app.test_request_context():
-        token = form_token(family.removeprefix("/m/"))
+        token = form_token(FORM, family.removeprefix("/m/"))
     assert client.post(f"{family}/claim", data={"form_token": token}).status_code == 403
 
     unknown = client.get(f"/m/{make_link_token(key, 'v-gone', alert_id, now)}")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.mqtt import MosquittoBroker, publish_many, wait_for
+from support.world import CURTAIN_OPEN, community, resident
 
 from curtainwatch.cli import main
 
@@ -72,18 +73,12 @@ def test_real_home_replays_end_to_end_deterministically(
     assert set(counts) <= {"missed_routine", "inactivity", "device_offline", "low_battery"}
 
 
-COMMUNITY = """
-timezone: Asia/Shanghai
-residents:
-  - id: r-301
-    name: Wang Shulan
-    building: "3"
-    devices:
-      - {id: curtain-301, kind: curtain}
-      - {id: card-301, kind: help}
-    routines:
-      - {kind: curtain_open, start: "07:00", end: "09:00", grace: 15m}
-"""
+# Wang Shulan alone (no unit), a curtain and a help card, the morning curtain window.
+COMMUNITY = community(
+    residents=[resident(unit=None, devices=("curtain", "help"), routines=[CURTAIN_OPEN])],
+    people=[],
+    escalation=None,
+)
 
 
 def write_events(path: Path, *lines: object) -> Path:

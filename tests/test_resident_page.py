@@ -13,23 +13,22 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import Flask
 from sqlalchemy import event, insert, select
-from support.web import (
+from support.web import post_form, signed_in, visible
+from support.world import (
     DAY,
     PASSWORD,
+    World,
     advance,
+    at,
+    community,
     feed,
-    local,
-    post_form,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
+    resident,
 )
 
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.models import (
     Alert,
     AuditEntry,
@@ -76,10 +75,10 @@ def day_before(n: int) -> str:
 # -- the list ------------------------------------------------------------------------------
 
 
-def test_list_shows_residents_in_scope_with_devices_and_open_alerts(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_list_shows_residents_in_scope_with_devices_and_open_alerts(
+    rt: Runtime, app: Flask
+) -> None:
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "07:40")  # help: an open alert
-    app = web_app(rt)
 
     page = signed_in(app, "staff").get("/residents/")
     assert page.status_code == 200
@@ -99,8 +98,7 @@ def test_list_shows_residents_in_scope_with_devices_and_open_alerts(db_url: str)
     assert "Wang Shulan" in fam and "Zhao Guiying" not in fam and "Sun Lihua" not in fam
 
 
-def test_list_search_and_building_filter(db_url: str) -> None:
-    app = web_app(web_runtime(db_url))
+def test_list_search_and_building_filter(app: Flask) -> None:
     client = signed_in(app, "staff")
 
     def names(query: str) -> list[str]:
@@ -117,9 +115,8 @@ def test_list_search_and_building_filter(db_url: str) -> None:
     assert "r-501" not in vol3.get("/residents/?building=5").get_data(as_text=True)
 
 
-def test_list_query_count_does_not_grow_with_residents(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_list_query_count_does_not_grow_with_residents(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     client.get("/residents/")  # warm: anything cached per process is cached now
     with counting(rt) as few:
         assert client.get("/residents/").status_code == 200
@@ -163,8 +160,7 @@ def test_list_query_count_does_not_grow_with_residents(db_url: str) -> None:
 # -- one resident ------------------------------------------------------------------------
 
 
-def test_resident_page_shows_contact_devices_and_todays_timeline(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_resident_page_shows_contact_devices_and_todays_timeline(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:40")
     feed(rt, "zigbee2mqtt/curtain-301", {"battery": 12}, "07:41")
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "07:45")
@@ -172,7 +168,7 @@ def test_resident_page_shows_contact_devices_and_todays_timeline(db_url: str) ->
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "08:00")
     advance(rt, "10:41")  # settles the 07:00-09:00 window (satisfied) at 09:15
 
-    resp = signed_in(web_app(rt), "staff").get("/residents/r-301")
+    resp = signed_in(app, "staff").get("/residents/r-301")
     assert resp.status_code == 200
     text = visible(resp)
     html = resp.get_data(as_text=True)
@@ -205,8 +201,9 @@ def test_resident_page_shows_contact_devices_and_todays_timeline(db_url: str) ->
     assert "help card raised 2026-11-23 08:00" in text  # the open alert, at the top
 
 
-def test_chart_has_one_point_per_day_with_an_opening_and_the_usual_line(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_chart_has_one_point_per_day_with_an_opening_and_the_usual_line(
+    rt: Runtime, app: Flask
+) -> None:
     openings: dict[str, str] = {}
     for n in range(29, 0, -1):
         if n in (20, 13):
@@ -220,9 +217,9 @@ def test_chart_has_one_point_per_day_with_an_opening_and_the_usual_line(db_url: 
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "10:00", day=day_before(9))
     feed(rt, "zigbee2mqtt/card-301", {"contact": True}, "10:05", day=day_before(9))
     assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(local(DAY, "06:30"))  # today: nothing yet
+    rt.clock.set(at("06:30"))  # today: nothing yet
 
-    html = signed_in(web_app(rt), "staff").get("/residents/r-301").get_data(as_text=True)
+    html = signed_in(app, "staff").get("/residents/r-301").get_data(as_text=True)
     svg = re.search(r"<svg\b.*?</svg>", html, re.S)
     assert svg is not None
     chart = svg.group(0)
@@ -259,16 +256,16 @@ def test_series_groups_by_local_day_across_dst(db_url: str) -> None:
     2026-11-01 fall-back, and a 23:30 closing stays on its own evening."""
     ny = ZoneInfo("America/New_York")
     now = datetime(2026, 11, 10, 12, 0, tzinfo=ny)
-    rt = Runtime(Settings(database_url=db_url), SimulatedClock(now))
-    rt.import_community("""
-timezone: America/New_York
-residents:
-  - id: ny-1
-    name: Ruth Miller
-    building: "1"
-    devices: [{id: curtain-ny1, kind: curtain}]
-    routines: [{kind: curtain_open, start: "07:00", end: "09:00"}]
-""")
+    ruth = resident(
+        "ny-1",
+        tag="ny1",
+        name="Ruth Miller",
+        building="1",
+        devices=("curtain",),
+        routines=[{"kind": "curtain_open", "start": "07:00", "end": "09:00"}],
+    )
+    text = community(residents=[ruth], people=[], escalation=None, timezone=ny.key)
+    rt = World(text, start=now, users=False).runtime(db_url)
     rows = []
     for n in range(24):
         day = date(2026, 10, 17) + timedelta(days=n)
@@ -319,10 +316,8 @@ def test_series_stats_skip_away_days_and_wait_for_today() -> None:
 # -- who sees what -----------------------------------------------------------------------
 
 
-def test_scope_volunteers_and_family(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_scope_volunteers_and_family(rt: Runtime, app: Flask) -> None:
     feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:40")
-    app = web_app(rt)
     assert signed_in(app, "vol5").get("/residents/r-301").status_code == 403
     assert signed_in(app, "vol5").get("/residents/r-501").status_code == 200
 
@@ -368,9 +363,8 @@ def test_scope_volunteers_and_family(db_url: str) -> None:
 # -- editing -----------------------------------------------------------------------------
 
 
-def test_changing_a_window_moves_its_next_due_time(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_changing_a_window_moves_its_next_due_time(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     rid = routine_id(rt, "r-301", "curtain_open#0")
     page = client.get("/residents/r-301")
     assert "Changes here are replaced if the community file is imported again." in visible(page)
@@ -387,7 +381,7 @@ def test_changing_a_window_moves_its_next_due_time(db_url: str) -> None:
         x = s.get(Routine, rid)
         assert x is not None
         assert (x.start, x.end, x.active) == ("08:00", "10:00", True)
-        assert x.next_due_at == local(DAY, "10:15")
+        assert x.next_due_at == at("10:15")
         [entry] = s.scalars(select(AuditEntry)).all()
         assert (entry.actor, entry.action) == ("s-chen", "routine.edit")
         assert "start 07:00 → 08:00; end 09:00 → 10:00" in entry.detail
@@ -396,9 +390,8 @@ def test_changing_a_window_moves_its_next_due_time(db_url: str) -> None:
     assert "Curtain opens 08:00–10:00 + 15m grace 10:15 not yet" in text
 
 
-def test_an_invalid_time_shows_the_message_and_changes_nothing(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_an_invalid_time_shows_the_message_and_changes_nothing(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     rid = routine_id(rt, "r-301", "curtain_open#0")
     resp = post_form(
         client,
@@ -418,13 +411,12 @@ def test_an_invalid_time_shows_the_message_and_changes_nothing(db_url: str) -> N
     with rt.sessions() as s:
         x = s.get(Routine, rid)
         assert x is not None
-        assert (x.start, x.end, x.next_due_at) == ("07:00", "09:00", local(DAY, "09:15"))
+        assert (x.start, x.end, x.next_due_at) == ("07:00", "09:00", at("09:15"))
         assert s.scalars(select(AuditEntry)).all() == []
 
 
-def test_away_period_added_on_the_page_settles_windows_away(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_away_period_added_on_the_page_settles_windows_away(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     resp = post_form(
         client,
         "/residents/r-301/away",
@@ -470,9 +462,8 @@ def test_away_period_added_on_the_page_settles_windows_away(db_url: str) -> None
     assert actions == ["away.add", "away.remove"]
 
 
-def test_edits_need_the_csrf_token(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_edits_need_the_csrf_token(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     rid = routine_id(rt, "r-301", "curtain_open#0")
     resp = client.post(
         f"/residents/r-301/routines/{rid}", data={"start": "08:00", "end": "10:00", "active": "on"}
@@ -488,16 +479,14 @@ def test_edits_need_the_csrf_token(db_url: str) -> None:
 # -- a real phone-sized browser ----------------------------------------------------------
 
 
-def test_resident_pages_fit_a_360_px_phone(db_url: str) -> None:
+def test_resident_pages_fit_a_360_px_phone(rt: Runtime, app: Flask) -> None:
     from support.browser import browser_page, chromium, live_server, overflow, screenshot
 
-    rt = web_runtime(db_url)
     for n in range(10, 0, -1):
         feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:30", day=day_before(n))
         feed(rt, "zigbee2mqtt/curtain-301", {"position": 0}, "21:30", day=day_before(n))
     feed(rt, "zigbee2mqtt/curtain-301", {"position": 100}, "07:40")
     feed(rt, "zigbee2mqtt/card-301", {"contact": False}, "07:50")
-    app = web_app(rt)
     with live_server(app) as base, chromium() as browser, browser_page(browser, 360, 740) as page:
         page.goto(base + "/login")
         page.fill("input[name=username]", "staff")

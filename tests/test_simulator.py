@@ -18,7 +18,7 @@ from support.watch import alerts, events, local, runtime, settlements
 from curtainwatch.demo import AWAY, PERSONAS, community_yaml, weekend_of
 from curtainwatch.runtime import Runtime
 from monitor.clock import AcceleratedClock, SimulatedClock
-from monitor.importing.community import load_community
+from monitor.importing.load import load_community
 from monitor.models import Device
 from sensors.simulator import DRAIN_FROM, Simulator
 

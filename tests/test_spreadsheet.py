@@ -17,23 +17,16 @@ from sqlalchemy import func, select
 from support.web import COMMUNITY, local, web_runtime
 
 from curtainwatch.runtime import Runtime
-from monitor.importing.community import load_community
-from monitor.importing.spreadsheet import (
-    COLUMNS,
-    MAX_ROWS,
-    Plan,
-    apply_plan,
+from monitor.importing.load import load_community
+from monitor.importing.spreadsheet.plan import Plan, apply_plan, plan_community, plan_sheet
+from monitor.importing.spreadsheet.reading import COLUMNS, MAX_ROWS, read_sheet
+from monitor.importing.spreadsheet.rows import spec_cells
+from monitor.importing.spreadsheet.template import template_csv, template_rows, template_xlsx
+from monitor.importing.spreadsheet.uploads import (
     find_upload,
     keep_upload,
-    plan_community,
-    plan_sheet,
     purge_uploads,
-    read_sheet,
-    spec_cells,
     take_upload,
-    template_csv,
-    template_rows,
-    template_xlsx,
 )
 from monitor.models import AppSetting, AuditEntry, AwayPeriod, Device, Resident, Routine
 

@@ -1,1 +1,3 @@
-"""Helpers shared by the test suite and the benchmarks: dependency rules and MQTT tools."""
+"""Helpers shared by the test suite and the benchmarks: the test world (world.py), the web
+app and signing in, runtimes on a broker, a receiver for the phones, dependency rules, MQTT
+and PostgreSQL tools."""

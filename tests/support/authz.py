@@ -1,5 +1,5 @@
 """Test helpers for the authorization matrix (tests/test_authz_matrix.py): a "world" over the
-shared web fixture community (tests/support/web.py) with something in every list, put there
+shared fixture community (tests/support/world.py) with something in every list, put there
 through the real paths (the ingestor, the engine, the dashboard's own forms); the ids a
 matrix row's URL needs, for a resident in the user's scope and one outside it; a snapshot
 of every table, to prove that a refused request changed nothing; and what each user must
@@ -20,21 +20,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+import support.world
 from alerts.family import invite, opt_out_token
 from alerts.tokens import make_link_token
 from curtainwatch.runtime import Runtime
 from monitor.admin.users import new_api_token
-from monitor.importing.spreadsheet import find_upload, keep_upload, plan_upload
+from monitor.importing.spreadsheet.uploads import find_upload, keep_upload, plan_upload
 from monitor.models import Alert, AwayPeriod, Base, Routine, User
-from support.web import (
-    USERS,
-    advance,
-    feed,
-    post_form,
-    signed_in,
-    web_app,
-    web_runtime,
-)
+from support.web import post_form, signed_in, web_app
+from support.world import USERS, advance, feed
 
 ANONYMOUS = "anonymous"
 ALL_USERS = (ANONYMOUS, *USERS)  # anonymous, admin, staff, vol3, vol5, fam301, fam501
@@ -152,7 +146,8 @@ def build_world(db_url: str, **settings: Any) -> World:
       (a volunteer's phone link, a family invitation, a family stop link).
 
     `settings` are passed on to the runtime's Settings."""
-    rt = web_runtime(db_url, **settings)
+    # (support.world's World: the runtime this module's World fills)
+    rt = support.world.World(settings=settings).runtime(db_url)
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:20")
     for unit in ("301", "302", "501"):
         feed(rt, f"zigbee2mqtt/curtain-{unit}", {"position": 0, "battery": 90}, "06:30")
