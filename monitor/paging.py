@@ -4,7 +4,10 @@ residents, alert history): its rows, how many there are in all, and where it sta
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 T = TypeVar("T")
 
@@ -27,3 +30,12 @@ class Page(Generic[T]):
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+def paginate(session: Session, query: Select[Any], page: int, per_page: int) -> Page[Any]:
+    """Page `page` (from 1; anything lower is 1) of what `query` selects, in its order, with
+    the count of all it selects: two queries whatever the size."""
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    page = max(1, page)
+    rows = list(session.scalars(query.limit(per_page).offset((page - 1) * per_page)))
+    return Page(rows, total or 0, page, per_page)

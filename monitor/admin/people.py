@@ -26,7 +26,7 @@ from monitor.importing.community import LANGUAGES, WEEKDAYS, parse_time
 from monitor.importing.community import ROLES as PERSON_ROLES
 from monitor.messages import N_
 from monitor.models import Delivery, Person, Resident
-from monitor.paging import Page
+from monitor.paging import Page, paginate
 
 NOTIFY_MAX = 10
 ROTA_ROWS_MAX = 20
@@ -455,15 +455,5 @@ def people_page(
                 Person.name.icontains(q.strip(), autoescape=True),
             )
         )
-    total = session.scalar(select(func.count()).select_from(Person).where(*where)) or 0
-    page = max(1, page)
-    rows = list(
-        session.scalars(
-            select(Person)
-            .where(*where)
-            .order_by(Person.role, Person.name, Person.id)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-    )
-    return Page(rows, total, page, per_page)
+    query = select(Person).where(*where).order_by(Person.role, Person.name, Person.id)
+    return paginate(session, query, page, per_page)

@@ -40,7 +40,7 @@ from monitor.models import (
     Routine,
     UnknownDevice,
 )
-from monitor.paging import Page
+from monitor.paging import Page, paginate
 from monitor.rules.windows import next_daily, wall_time
 
 
@@ -351,22 +351,13 @@ def residents_page(
                 Resident.unit.icontains(q.strip(), autoescape=True),
             )
         )
-    total = session.scalar(select(func.count()).select_from(Resident).where(*where)) or 0
-    page = max(1, page)
-    residents = list(
-        session.scalars(
-            select(Resident)
-            .where(*where)
-            .order_by(Resident.building, Resident.unit, Resident.id)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-    )
+    query = select(Resident).where(*where).order_by(Resident.building, Resident.unit, Resident.id)
+    found = paginate(session, query, page, per_page)
     counts = dict(
         session.execute(
             select(Device.resident_id, func.count())
-            .where(Device.resident_id.in_([r.id for r in residents]))
+            .where(Device.resident_id.in_([r.id for r in found.rows]))
             .group_by(Device.resident_id)
         ).all()
     )
-    return Page(residents, total, page, per_page), {k: int(v) for k, v in counts.items()}
+    return found, {k: int(v) for k, v in counts.items()}

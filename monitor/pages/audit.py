@@ -3,12 +3,12 @@ or target (the lines themselves are written by monitor.audit.record)."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from monitor.models import AuditEntry
-from monitor.paging import Page
+from monitor.paging import Page, paginate
 
 
 def audit_page(
@@ -25,15 +25,5 @@ def audit_page(
                 AuditEntry.target.icontains(like, autoescape=True),
             )
         )
-    total = session.scalar(select(func.count()).select_from(AuditEntry).where(*where)) or 0
-    page = max(1, page)
-    rows = list(
-        session.scalars(
-            select(AuditEntry)
-            .where(*where)
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-    )
-    return Page(rows, total, page, per_page)
+    query = select(AuditEntry).where(*where).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    return paginate(session, query, page, per_page)

@@ -33,9 +33,9 @@ from monitor.models import (
     Routine,
     Settlement,
 )
+from monitor.rules.device_health import LOW_BATTERY
 
 SERIES_DAYS = 30
-LOW_BATTERY = 15.0  # as the engine's low_battery alert
 USUAL_MIN_DAYS = 5  # fewer days of data than this give no "usual" time
 # How far from the usual time a day must be to count as later or earlier than usual.
 UNUSUAL_MARGIN_MIN = 20
