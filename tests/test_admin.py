@@ -11,19 +11,8 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select
-from support.web import (
-    DAY,
-    PASSWORD,
-    csrf_token,
-    feed,
-    local,
-    post_form,
-    sign_in,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
-)
+from support.web import csrf_token, post_form, sign_in, signed_in, visible, web_app
+from support.world import PASSWORD, World, at, feed
 
 from alerts.duty import on_duty
 from curtainwatch.runtime import Runtime
@@ -41,11 +30,6 @@ from monitor.models import (
     UnknownDevice,
     User,
 )
-
-
-@pytest.fixture
-def rt(db_url: str) -> Runtime:
-    return web_runtime(db_url)
 
 
 def _audit(rt: Runtime, action: str) -> list[AuditEntry]:
@@ -140,7 +124,7 @@ def test_a_new_time_zone_moves_the_residents_windows(rt: Runtime) -> None:
         assert routine.timezone == "Europe/Berlin"
         # 09:00 + 15 min grace in Berlin (UTC+1) on 23 November is 16:15 in Shanghai;
         # the window of the 22nd closed before the change (it is 23:00 in Berlin then)
-        assert routine.next_due_at == local(DAY, "16:15")
+        assert routine.next_due_at == at("16:15")
 
 
 def test_deactivating_stops_watching_and_reactivating_brings_it_back(rt: Runtime) -> None:
@@ -178,7 +162,7 @@ def test_deactivating_stops_watching_and_reactivating_brings_it_back(rt: Runtime
         open_window = s.scalars(
             select(Routine).where(Routine.resident_id == "r-302", Routine.kind == "curtain_open")
         ).one()
-        assert open_window.active and open_window.next_due_at == local(DAY, "09:15")
+        assert open_window.active and open_window.next_due_at == at("09:15")
         assert s.get(Device, "card-302") is not None and s.get(UnknownDevice, "card-302") is None
     feed(rt, "zigbee2mqtt/curtain-302", {"position": 100}, "07:30")
     with rt.sessions() as s:
@@ -465,7 +449,7 @@ def test_staff_adds_a_volunteer(rt: Runtime) -> None:
 def test_staff_makes_a_family_invitation_link_that_opens(
     db_url: str, configured_key: str | None
 ) -> None:
-    rt = web_runtime(db_url, secret_key=configured_key)
+    rt = World(settings={"secret_key": configured_key}).runtime(db_url)
     client = signed_in(web_app(rt), "staff")
     page = visible(client.get("/admin/family"))
     assert "Wang Jun" in page and "consented" in page
@@ -484,7 +468,7 @@ def test_family_consent_states_are_listed(rt: Runtime) -> None:
     with rt.sessions.begin() as s:
         person = s.get(Person, "f-sun")
         assert person is not None
-        person.opted_out_at = local(DAY, "05:00")
+        person.opted_out_at = at("05:00")
     text = visible(signed_in(web_app(rt), "staff").get("/admin/family"))
     row = text.split("Sun Qiang", 1)[1][:200]
     assert "stopped" in row and "2026-11-23 05:00" in row

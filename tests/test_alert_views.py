@@ -17,21 +17,20 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
-from support.web import (
-    COMMUNITY,
+from support.web import csrf_token, post_form, signed_in, visible, web_app
+from support.world import (
+    CONTACT_301,
+    DAY,
+    NEXT_DAY,
+    World,
     advance,
-    csrf_token,
+    community,
     feed,
-    local,
-    post_form,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
+    fixture_residents,
+    resident,
 )
 from werkzeug.test import TestResponse
 
@@ -39,21 +38,7 @@ from alerts import actions, queue
 from alerts.tokens import NOTE_MAX
 from curtainwatch.runtime import Runtime
 from monitor.access import Scope
-from monitor.clock import SimulatedClock
 from monitor.models import Alert, AlertNote, AuditEntry
-
-DAY = "2026-11-23"
-NEXT_DAY = "2026-11-24"
-
-
-@pytest.fixture
-def rt(db_url: str) -> Runtime:
-    return web_runtime(db_url)
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return web_app(rt)
 
 
 def help_card(rt: Runtime, device: str, hhmm: str, day: str = DAY) -> None:
@@ -63,11 +48,6 @@ def help_card(rt: Runtime, device: str, hhmm: str, day: str = DAY) -> None:
 
 def card_back(rt: Runtime, device: str, hhmm: str, day: str = DAY) -> None:
     feed(rt, f"zigbee2mqtt/{device}", {"contact": True}, hhmm, day)
-
-
-def at(rt: Runtime, hhmm: str, day: str = DAY) -> None:
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(local(day, hhmm))
 
 
 def alert_id(rt: Runtime, resident: str, kind: str, status: str | None = None) -> int:
@@ -187,10 +167,10 @@ def test_resolve_with_outcome_and_note_and_notes_oldest_first(rt: Runtime, app: 
     help301 = a["help301"]
     vol3 = signed_in(app, "vol3")
     post(vol3, f"/alerts/{help301}/claim")
-    at(rt, "09:35")
+    advance(rt, "09:35", jobs=())
     text = follow(vol3, post(vol3, f"/alerts/{help301}/note", {"text": "Knocked, no answer."}))
     assert f"Note added to alert #{help301}." in text
-    at(rt, "09:40")
+    advance(rt, "09:40", jobs=())
     post(vol3, f"/alerts/{help301}/note", {"text": "Neighbour has a key; going in."})
 
     # Refusals that keep the alert as it was, each with a clear message.
@@ -211,7 +191,7 @@ def test_resolve_with_outcome_and_note_and_notes_oldest_first(rt: Runtime, app: 
         assert row is not None and row.status == "claimed"
         assert len(s.scalars(select(AlertNote).where(AlertNote.alert_id == help301)).all()) == 2
 
-    at(rt, "09:50")
+    advance(rt, "09:50", jobs=())
     resp = post(
         vol3,
         f"/alerts/{help301}/resolve",
@@ -353,7 +333,8 @@ def test_csv_export_has_a_bom_community_times_and_the_same_filter(
     db_url: str,
 ) -> None:
     # A resident with a Chinese name: the reason for the BOM (Excel opens it as UTF-8).
-    rt = web_runtime(db_url, community=COMMUNITY.replace("Zhao Guiying", "赵桂英"))
+    homes = [resident("r-301", **CONTACT_301), resident("r-302", name="赵桂英"), resident("r-501")]
+    rt = World(community(residents=homes)).runtime(db_url)
     app = web_app(rt)
     staff, a = history_day(rt, app)
     resp = staff.get("/alerts/history.csv")
@@ -400,9 +381,7 @@ def test_csv_export_has_a_bom_community_times_and_the_same_filter(
     assert f'href="/alerts/history.csv?kind=help&amp;from={DAY}"' in page
 
 
-def test_csv_cells_never_run_as_formulas(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    app = web_app(rt)
+def test_csv_cells_never_run_as_formulas(rt: Runtime, app: Flask) -> None:
     staff, a = history_day(rt, app)
     help_card(rt, "card-302", "08:00", NEXT_DAY)
     open302 = alert_id(rt, "r-302", "help", "open")
@@ -482,7 +461,7 @@ def test_family_sees_their_relative_only_and_cannot_act(rt: Runtime, app: Flask)
 def test_system_alerts_are_for_staff_only(db_url: str) -> None:
     """Twelve curtains missed in one tick look like an outage: one system alert, which a
     volunteer does not see (no resident of theirs) but staff do."""
-    rt = web_runtime(db_url, community=community_with(12, curtain=True))
+    rt = World(community_with(12, curtain=True)).runtime(db_url)
     app = web_app(rt)
     for n in range(12):
         feed(rt, f"zigbee2mqtt/curtain-x{n}", {"position": 0}, "06:30")
@@ -553,24 +532,19 @@ def test_actions_refuse_out_of_scope_and_family(rt: Runtime) -> None:
 def community_with(n: int, curtain: bool = False) -> str:
     """The fixture community plus `n` residents in building 3, each with a help card (and
     a curtain to open in the morning when `curtain`)."""
-    spec = yaml.safe_load(COMMUNITY)
-    for i in range(n):
-        devices = [{"id": f"card-x{i}", "kind": "help"}]
-        routines = []
-        if curtain:
-            devices.append({"id": f"curtain-x{i}", "kind": "curtain"})
-            routines.append({"kind": "curtain_open", "start": "07:00", "end": "09:00"})
-        spec["residents"].append(
-            {
-                "id": f"r-x{i}",
-                "name": f"Resident {i}",
-                "building": "3",
-                "unit": f"9{i:02d}",
-                "devices": devices,
-                "routines": routines,
-            }
+    opening = {"kind": "curtain_open", "start": "07:00", "end": "09:00"}
+    extra = [
+        resident(
+            f"r-x{i}",
+            name=f"Resident {i}",
+            building="3",
+            unit=f"9{i:02d}",
+            devices=("help", "curtain") if curtain else ("help",),
+            routines=[opening] if curtain else [],
         )
-    return str(yaml.safe_dump(spec, allow_unicode=True))
+        for i in range(n)
+    ]
+    return community(residents=[*fixture_residents(), *extra])
 
 
 @contextmanager
@@ -588,7 +562,7 @@ def statements(rt: Runtime) -> Iterator[list[str]]:
 
 
 def test_query_count_does_not_grow_with_the_queue(db_url: str) -> None:
-    rt = web_runtime(db_url, community=community_with(50))
+    rt = World(community_with(50)).runtime(db_url)
     app = web_app(rt)
     staff = signed_in(app, "staff")
     scope = Scope("staff", "s-chen")
@@ -623,7 +597,7 @@ def test_query_count_does_not_grow_with_the_queue(db_url: str) -> None:
 
 def test_pages_fit_a_360_px_phone_and_claim_works_there(rt: Runtime, app: Flask) -> None:
     from support.browser import browser_page, chromium, live_server, overflow, screenshot
-    from support.web import PASSWORD
+    from support.world import PASSWORD
 
     a = morning(rt)
     staff = signed_in(app, "staff")

@@ -14,15 +14,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, insert, select
-from support.web import advance, feed, local, signed_in, web_app, web_runtime
+from support.web import signed_in
+from support.world import advance, at, feed
 from werkzeug.test import TestResponse
 
 from alerts.tokens import NOTE_MAX, OUTCOMES
 from curtainwatch.runtime import Runtime
 from monitor.admin.users import new_api_token
 from monitor.models import Alert, AuditEntry, Event, User, table
-
-DAY = "2026-11-23"
 
 
 @dataclass
@@ -51,11 +50,10 @@ class Api:
 
 
 @pytest.fixture
-def api(db_url: str) -> Iterator[Api]:
+def api(rt: Runtime, app: Flask) -> Iterator[Api]:
     """The fixture community on 2026-11-23: help cards flipped for r-301 (07:40) and r-501
     (07:41), r-301's curtain opened at 07:45, r-302's curtain alive but shut (a missed
     window at 09:15); the clock at 09:20 after settling. Every user has an API token."""
-    rt = web_runtime(db_url)
     feed(rt, "zigbee2mqtt/curtain-302", {"position": 0, "battery": 90}, "06:30")
     feed(rt, "zigbee2mqtt/card-301", {"action": "single"}, "07:40")
     feed(rt, "zigbee2mqtt/card-501", {"action": "single"}, "07:41")
@@ -64,7 +62,6 @@ def api(db_url: str) -> Iterator[Api]:
     advance(rt, "09:20")
     with rt.sessions.begin() as s:
         tokens = {u.username: new_api_token(u) for u in s.scalars(select(User))}
-    app = web_app(rt)
     yield Api(rt, app, app.test_client(), tokens)
     rt.stop()
 
@@ -163,7 +160,7 @@ def test_one_resident_with_devices_and_routines_and_403_outside_scope(api: Api) 
     ]
     curtain = next(d for d in body["devices"] if d["id"] == "curtain-301")
     assert curtain["state"] == "open"
-    assert curtain["last_seen"] == local(DAY, "07:45").astimezone(UTC).isoformat()
+    assert curtain["last_seen"] == at("07:45").astimezone(UTC).isoformat()
     assert curtain["online"] is True
     assert [r["kind"] for r in body["routines"]][:2] == ["curtain_open", "curtain_close"]
     opening = body["routines"][0]
@@ -249,7 +246,7 @@ def test_alerts_per_role(api: Api) -> None:
     )
     # Times are UTC with an explicit offset.
     assert missed["due_at"] == "2026-11-23T01:15:00+00:00"
-    assert missed["raised_at"] == local(DAY, "09:20").astimezone(UTC).isoformat()  # settled
+    assert missed["raised_at"] == at("09:20").astimezone(UTC).isoformat()  # settled
 
     one = api.get(f"/alerts/{missed['id']}", "vol3").get_json()
     assert one["id"] == missed["id"] and one["notes"] == []
@@ -314,7 +311,7 @@ def test_events_per_role(api: Api) -> None:
 
 def test_claim_then_resolve_with_conflicts_and_audit(api: Api) -> None:
     alert_id = api.alert_id("r-301", "help")
-    api.rt.clock.set(local(DAY, "09:30"))  # type: ignore[attr-defined]
+    advance(api.rt, "09:30", jobs=())
     resp = api.post(f"/alerts/{alert_id}/claim", "vol3")
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
@@ -335,11 +332,10 @@ def test_claim_then_resolve_with_conflicts_and_audit(api: Api) -> None:
         "claimed_at": "2026-11-23T01:30:00+00:00",
     }
     with api.rt.sessions() as s:
-        assert s.scalar(select(Alert.next_escalation_at).filter_by(id=alert_id)) == local(
-            DAY, "10:30"
-        )  # the claim timeout (1 h) later: the reminder
+        reminder = s.scalar(select(Alert.next_escalation_at).filter_by(id=alert_id))
+        assert reminder == at("10:30")  # the claim timeout (1 h) later: the reminder
 
-    api.rt.clock.set(local(DAY, "09:55"))  # type: ignore[attr-defined]
+    advance(api.rt, "09:55", jobs=())
     resp = api.post(f"/alerts/{alert_id}/resolve", "vol3", {"outcome": "fine", "note": " ok "})
     assert resp.status_code == 200, resp.get_json()
     body = resp.get_json()
@@ -368,14 +364,14 @@ def test_claim_then_resolve_with_conflicts_and_audit(api: Api) -> None:
             "alert.claim",
             f"alert:{alert_id}",
             "claimed through the API",
-            local(DAY, "09:30"),
+            at("09:30"),
         ),
         (
             "v-li",
             "alert.resolve",
             f"alert:{alert_id}",
             "resolved through the API: fine",
-            local(DAY, "09:55"),
+            at("09:55"),
         ),
     ]
 
@@ -460,10 +456,10 @@ def test_bad_resolve_bodies_are_400_with_a_precise_error(api: Api) -> None:
 def _add_alerts(rt: Runtime, n: int, same_time: bool = False) -> None:
     """`n` resolved system-free alerts for r-501 (distinct causes), raised a minute apart
     (or all at once), straight into the table."""
-    base = local("2026-11-20", "12:00")
+    base = at("12:00", "2026-11-20")
     rows = []
     for i in range(n):
-        at = base if same_time else base + timedelta(minutes=i)
+        when = base if same_time else base + timedelta(minutes=i)
         rows.append(
             {
                 "resident_id": "r-501",
@@ -471,9 +467,9 @@ def _add_alerts(rt: Runtime, n: int, same_time: bool = False) -> None:
                 "cause": f"device_offline:test-{i}",
                 "severity": "info",
                 "status": "resolved",
-                "raised_at": at,
-                "last_raised_at": at,
-                "resolved_at": at,
+                "raised_at": when,
+                "last_raised_at": when,
+                "resolved_at": when,
             }
         )
     with rt.sessions.begin() as s:

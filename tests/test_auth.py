@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
-from support.web import PASSWORD, csrf_token, sign_in, signed_in, visible, web_app, web_runtime
+from support.web import csrf_token, sign_in, signed_in, visible
+from support.world import PASSWORD
 
 from curtainwatch.runtime import Runtime
 from monitor.admin.users import check_password
@@ -17,17 +20,14 @@ from monitor.config import Settings
 from monitor.models import User
 
 
-def test_sign_in_sets_a_protected_session_cookie(db_url: str) -> None:
-    app = web_app(web_runtime(db_url))
-    client = app.test_client()
+def test_sign_in_sets_a_protected_session_cookie(client: FlaskClient) -> None:
     resp = sign_in(client, "staff")
     assert resp.status_code == 302
     cookie = resp.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_wrong_password_is_refused_with_a_message(db_url: str) -> None:
-    client = web_app(web_runtime(db_url)).test_client()
+def test_wrong_password_is_refused_with_a_message(client: FlaskClient) -> None:
     resp = sign_in(client, "staff", "wrong password")
     assert resp.status_code == 401
     assert "Wrong username or password." in visible(resp)
@@ -35,15 +35,13 @@ def test_wrong_password_is_refused_with_a_message(db_url: str) -> None:
     assert resp.status_code == 401
 
 
-def test_login_form_without_csrf_token_is_refused(db_url: str) -> None:
-    client = web_app(web_runtime(db_url)).test_client()
+def test_login_form_without_csrf_token_is_refused(client: FlaskClient) -> None:
     resp = client.post("/login", data={"username": "staff", "password": PASSWORD})
     assert resp.status_code in (400, 401)
     assert resp.status_code != 302
 
 
-def test_failed_attempts_are_rate_limited_per_username(db_url: str) -> None:
-    client = web_app(web_runtime(db_url)).test_client()
+def test_failed_attempts_are_rate_limited_per_username(client: FlaskClient) -> None:
     codes = [sign_in(client, "staff", f"guess {i}").status_code for i in range(6)]
     assert codes == [401] * 5 + [429]
     # Even the right password waits now; another username from the same desk does not.
@@ -51,8 +49,7 @@ def test_failed_attempts_are_rate_limited_per_username(db_url: str) -> None:
     assert sign_in(client, "admin").status_code == 302
 
 
-def test_next_only_redirects_within_the_site(db_url: str) -> None:
-    client = web_app(web_runtime(db_url)).test_client()
+def test_next_only_redirects_within_the_site(client: FlaskClient) -> None:
     token = csrf_token(client, "/login")
     data = {"csrf_token": token, "username": "staff", "password": PASSWORD}
     resp = client.post("/login?next=https://evil.example/x", data=data)
@@ -60,17 +57,15 @@ def test_next_only_redirects_within_the_site(db_url: str) -> None:
     assert "evil.example" not in resp.headers["Location"]
 
 
-def test_sign_out_needs_a_post_and_ends_the_session(db_url: str) -> None:
-    app = web_app(web_runtime(db_url))
+def test_sign_out_needs_a_post_and_ends_the_session(app: Flask) -> None:
     client = signed_in(app, "staff")
     assert client.get("/logout").status_code == 405
     token = csrf_token(client, "/login")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
 
 
-def test_language_switch_is_remembered_on_the_user(db_url: str) -> None:
-    rt = web_runtime(db_url)
-    client = signed_in(web_app(rt), "staff")
+def test_language_switch_is_remembered_on_the_user(rt: Runtime, app: Flask) -> None:
+    client = signed_in(app, "staff")
     token = csrf_token(client, "/login")
     resp = client.post("/language", data={"csrf_token": token, "lang": "zh_CN", "next": "/"})
     assert resp.status_code == 302

@@ -7,8 +7,8 @@ MATRIX is the documentation of who may do what. It must name exactly the routes 
 app.url_map (a route added later without a line makes `test_every_route_has_a_row` fail);
 PATHS and FORMS say how each is asked.
 
-How a line is checked (`test_matrix`, once per user, each on a world of its own with data
-in every list, see support.authz.build_world):
+How a line is checked (`test_matrix`, once per user, each on a cast of its own with data
+in every list, see support.authz.build_cast):
 - ids in a URL are real: a resident (and their alert, routine, away period, devices) in the
   user's scope, and, for volunteers and family, one outside it too: vol5 and fam501 are
   pointed at building 3's r-301, vol3 at building 5's r-501, fam301 at r-302 (their
@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 from support.authz import (
@@ -55,14 +56,15 @@ from support.authz import (
     ROLE_OF,
     SEES,
     TARGETS,
-    World,
-    build_world,
+    Cast,
+    build_cast,
     changed_tables,
     forbidden,
     foreign_names,
     snapshot,
 )
-from support.web import COMMUNITY, PASSWORD, csrf_token, visible, web_app, web_runtime
+from support.web import csrf_token, visible
+from support.world import COMMUNITY, PASSWORD
 from werkzeug.test import TestResponse
 
 from alerts.tokens import make_link_token
@@ -172,7 +174,7 @@ MATRIX: dict[tuple[str, str], str] = {
     ("POST", "auth.logout"):                     "ok       ok        ok     ok    ok",
 }
 
-# Where each endpoint is asked (every method), its ids filled by support.authz.World.ids
+# Where each endpoint is asked (every method), its ids filled by support.authz.Cast.ids
 # for a resident in the user's scope and one outside it ({plan}: the upload's digest).
 PATHS: dict[str, str] = {
     "auth.login":                   "/login",
@@ -342,10 +344,9 @@ BAD_LINK = "not-a-genuine-token"
 LINKS = ("phone_link", "invite_link", "stop_link")
 
 
-def test_every_route_has_a_row(db_url: str) -> None:
+def test_every_route_has_a_row(app: Flask) -> None:
     """MATRIX names exactly the app's routes (method and endpoint); PATHS and FORMS name no
     endpoint the app does not have."""
-    app = web_app(web_runtime(db_url))
     routes = {
         (method, rule.endpoint)
         for rule in app.url_map.iter_rules()
@@ -377,16 +378,16 @@ def fill(template: str, ids: dict[str, Any]) -> str:
     return template.format(**ids)
 
 
-def probes(row: Row, user: str, world: World) -> list[Probe]:
+def probes(row: Row, user: str, cast: Cast) -> list[Probe]:
     """The requests one row makes for one user, each with what it must get."""
     expect = row.expect(ROLE_OF[user])
     own, other = TARGETS[user]
 
     def probe(resident: str, expected: str, links: dict[str, str] | None = None) -> Probe:
-        ids = {**world.ids(user, resident), **(links or world.link_ids())}
+        ids = {**cast.ids(user, resident), **(links or cast.link_ids())}
         data = row.data() if callable(row.data) else row.data
         if data and "{plan}" in data.values():
-            ids["plan"] = world.plan_digest(world.uploads["confirm"])
+            ids["plan"] = cast.plan_digest(cast.uploads["confirm"])
         filled = {k: fill(v, ids) if isinstance(v, str) else v for k, v in (data or {}).items()}
         return Probe(fill(row.path, ids), filled, expected)
 
@@ -400,12 +401,10 @@ def probes(row: Row, user: str, world: World) -> list[Probe]:
     return [probe(own, expect), probe(other, expect)]
 
 
-def send(
-    world: World, client: FlaskClient, user: str | None, row: Row, probe: Probe
-) -> TestResponse:
+def send(cast: Cast, client: FlaskClient, user: str | None, row: Row, probe: Probe) -> TestResponse:
     """`user` None: the API without a bearer token (the session cookie only)."""
     if row.endpoint.startswith("api."):
-        token = world.api_tokens.get(user or "")
+        token = cast.api_tokens.get(user or "")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         if row.method == "GET":
             return client.get(probe.path, headers=headers)
@@ -461,22 +460,22 @@ def leaks(user: str, url: str, body: str, refused: bool) -> list[str]:
 def test_matrix(db_url: str, user: str) -> None:
     """Every line of MATRIX for one user: GETs first (with leak checks), then POSTs and the
     other methods in table order (each refused one must change nothing)."""
-    world = build_world(db_url)
-    client = world.client(user)
+    cast = build_cast(db_url)
+    client = cast.client(user)
     cookie_only = client if user != ANONYMOUS else None
     failures: list[str] = []
     every = rows()
     for row in [r for r in every if r.method == "GET"] + [r for r in every if r.method != "GET"]:
-        for probe in probes(row, user, world):
-            before = snapshot(world.rt) if row.method != "GET" else None
-            resp = send(world, client, user, row, probe)
+        for probe in probes(row, user, cast):
+            before = snapshot(cast.rt) if row.method != "GET" else None
+            resp = send(cast, client, user, row, probe)
             where = f"{row.method} {probe.path} ({row.endpoint}) as {user}"
             problem = verdict(row, probe, resp)
             if problem:
                 failures.append(f"{where}: {problem}")
             refused = probe.expect in REFUSED or resp.status_code >= 400
             if before is not None and refused:
-                changed = changed_tables(before, snapshot(world.rt))
+                changed = changed_tables(before, snapshot(cast.rt))
                 if changed:
                     failures.append(f"{where}: refused, yet changed {changed}")
             body = resp.get_data(as_text=True)
@@ -488,11 +487,11 @@ def test_matrix(db_url: str, user: str) -> None:
                 failures.append(f"{where}: shows {found}")
             if cookie_only is not None and row.endpoint.startswith("api."):
                 # The session cookie alone never opens the API, not even for a GET.
-                before = snapshot(world.rt) if row.method != "GET" else None
-                resp = send(world, cookie_only, None, row, probe)
+                before = snapshot(cast.rt) if row.method != "GET" else None
+                resp = send(cast, cookie_only, None, row, probe)
                 if resp.status_code != 401:
                     failures.append(f"{where} with the session cookie only: {resp.status_code}")
-                if before is not None and changed_tables(before, snapshot(world.rt)):
+                if before is not None and changed_tables(before, snapshot(cast.rt)):
                     failures.append(f"{where} with the session cookie only: changed data")
     assert not failures, "\n".join(failures)
 
@@ -531,22 +530,22 @@ LEAK_PROBES = (
 )
 
 
-def get(world: World, user: str, path: str) -> TestResponse:
+def get(cast: Cast, user: str, path: str) -> TestResponse:
     headers = {}
     if path.startswith("/api/"):
-        headers = {"Authorization": f"Bearer {world.api_tokens[user]}"}
-    return world.client(user).get(path, headers=headers)
+        headers = {"Authorization": f"Bearer {cast.api_tokens[user]}"}
+    return cast.client(user).get(path, headers=headers)
 
 
 @pytest.mark.parametrize("user", sorted(SEES))
 def test_lists_counts_and_exports_hold_only_the_users_residents(db_url: str, user: str) -> None:
-    world = build_world(db_url)
+    cast = build_cast(db_url)
     sees = SEES[user]
     others = set(NAMES) - sees
     failures = []
 
     for path in LEAK_PROBES:
-        resp = get(world, user, path)
+        resp = get(cast, user, path)
         refused = resp.status_code >= 400
         found = leaks(user, path, resp.get_data(as_text=True), refused)
         if found:
@@ -554,14 +553,14 @@ def test_lists_counts_and_exports_hold_only_the_users_residents(db_url: str, use
     assert not failures, "\n".join(failures)
 
     # The API's lists: exactly the residents in scope (each of them has alerts and devices).
-    residents = get(world, user, "/api/v1/residents").get_json()["residents"]
+    residents = get(cast, user, "/api/v1/residents").get_json()["residents"]
     assert {r["id"] for r in residents} == sees
-    alerts = get(world, user, "/api/v1/alerts?status=all&limit=200").get_json()["alerts"]
+    alerts = get(cast, user, "/api/v1/alerts?status=all&limit=200").get_json()["alerts"]
     assert {a["resident"] for a in alerts} - {None} == sees
-    devices = get(world, user, "/api/v1/devices").get_json()["devices"]
+    devices = get(cast, user, "/api/v1/devices").get_json()["devices"]
     assert {d["resident"] for d in devices} == sees
     for resident in NAMES:
-        events = get(world, user, f"/api/v1/events?resident={resident}")
+        events = get(cast, user, f"/api/v1/events?resident={resident}")
         assert events.status_code == (200 if resident in sees else 403), resident
 
     # The board and its live tiles: counts per building and per status, and the tiles.
@@ -569,7 +568,7 @@ def test_lists_counts_and_exports_hold_only_the_users_residents(db_url: str, use
         b: sum(1 for r in sees if BUILDING[r] == b) for b in {BUILDING[r] for r in sees}
     }
     for path in ("/", "/board/tiles"):
-        text = visible(get(world, user, path))
+        text = visible(get(cast, user, path))
         total = re.search(r"All buildings: (\d+) residents?", text)
         assert total and int(total.group(1)) == len(sees), (path, text[:300])
         chips = re.search(r"All: (\d+)", text)
@@ -579,26 +578,26 @@ def test_lists_counts_and_exports_hold_only_the_users_residents(db_url: str, use
         assert all(NAMES[r] in text for r in sees), (path, text[:300])
 
     # The queue and the history count only alerts of residents in scope.
-    with world.rt.sessions() as s:
+    with cast.rt.sessions() as s:
         rows = s.execute(select(Alert.resident_id, Alert.status)).all()
     mine = [(r, st) for r, st in rows if (r in sees if r else user in ("admin", "staff"))]
     open_n = sum(1 for _r, st in mine if st in OPEN_STATUSES)
-    queue = visible(get(world, user, "/alerts/"))
+    queue = visible(get(cast, user, "/alerts/"))
     assert re.search(rf"\b{open_n} open alerts?, oldest first", queue), queue[:400]
-    history = visible(get(world, user, "/alerts/history?status=all"))
+    history = visible(get(cast, user, "/alerts/history?status=all"))
     assert re.search(rf"\b{len(mine)} alerts? match", history), history[:400]
     for text in (queue, history):
         assert all(NAMES[r] in text for r in sees if any(m == r for m, _ in mine))
         assert not any(NAMES[r] in text for r in others)
 
     # The CSV export: one row per alert in scope, no other resident.
-    export = get(world, user, "/alerts/history.csv?status=all")
+    export = get(cast, user, "/alerts/history.csv?status=all")
     table = list(csv.reader(io.StringIO(export.get_data(as_text=True).lstrip("\ufeff"))))
     assert len(table) - 1 == len(mine)
     assert {line[1] for line in table[1:]} - {""} == sees
 
     # The residents list: the residents in scope and nobody else.
-    listing = visible(get(world, user, "/residents/"))
+    listing = visible(get(cast, user, "/residents/"))
     assert all(NAMES[r] in listing for r in sees) and not any(NAMES[r] in listing for r in others)
 
 
@@ -609,23 +608,23 @@ def test_a_genuine_link_opens_only_what_its_person_may_act_on(db_url: str) -> No
     """The token decides, not the session: vol5's own genuine link to building 3's alert,
     or a family member's, is refused even to a signed-in admin, and cannot claim it either;
     v-li's opens for anyone."""
-    world = build_world(db_url)
-    key = world.app.config["LINK_KEY"]
-    now = world.rt.clock.now()
-    alert = world.help_alert["r-301"]
+    cast = build_cast(db_url)
+    key = cast.app.config["LINK_KEY"]
+    now = cast.rt.clock.now()
+    alert = cast.help_alert["r-301"]
     for user in (ANONYMOUS, "admin", "vol5"):
-        client = world.client(user)
+        client = cast.client(user)
         for person in ("v-zhou", "f-sun", "f-wang"):
             token = make_link_token(key, person, alert, now)
             resp = client.get(f"/m/{token}")
             assert resp.status_code == 403, (user, person)
             assert "Wang Shulan" not in resp.get_data(as_text=True), (user, person)
-            with world.app.test_request_context():
+            with cast.app.test_request_context():
                 form = {"form_token": form_token(PHONE_FORM, token)}
-            before = snapshot(world.rt)
+            before = snapshot(cast.rt)
             resp = client.post(f"/m/{token}/claim", data=form)
             assert resp.status_code == 403, (user, person)
-            assert changed_tables(before, snapshot(world.rt)) == [], (user, person)
+            assert changed_tables(before, snapshot(cast.rt)) == [], (user, person)
         resp = client.get(f"/m/{make_link_token(key, 'v-li', alert, now)}")
         assert resp.status_code == 200 and "Wang Shulan" in visible(resp)
 
@@ -634,9 +633,9 @@ def test_a_genuine_link_opens_only_what_its_person_may_act_on(db_url: str) -> No
 
 
 def test_metrics_with_a_token_set_need_it_whoever_is_signed_in(db_url: str) -> None:
-    world = build_world(db_url, metrics_token="scrape-secret")
+    cast = build_cast(db_url, metrics_token="scrape-secret")
     for user in (ANONYMOUS, "admin"):
-        client = world.client(user)
+        client = cast.client(user)
         assert client.get("/metrics").status_code == 401, user
         resp = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
         assert resp.status_code == 200, user

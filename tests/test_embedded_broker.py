@@ -16,14 +16,12 @@ from collections.abc import Iterator
 import paho.mqtt.client as paho
 import pytest
 from support.mqtt import MosquittoBroker, publish_many, wait_for
-from support.watch import COMMUNITY, events, local, runtime
+from support.watch import events
+from support.world import BUILDING_3, World
 
 import sensors.mqtt
 from curtainwatch.runtime import Runtime
-from monitor.clock import SimulatedClock
 from sensors.embedded_broker import EmbeddedBroker
-
-DAY = "2026-11-23"
 
 
 @pytest.fixture
@@ -35,10 +33,9 @@ def embedded() -> Iterator[EmbeddedBroker]:
 
 
 def started(db_url: str, port: int, client_id: str, **overrides: object) -> Runtime:
-    rt = runtime(
-        db_url, SimulatedClock(local(DAY, "07:00")), "127.0.0.1", port, client_id, **overrides
-    )
-    rt.import_community(COMMUNITY)
+    settings = {"mqtt_host": "127.0.0.1", "mqtt_port": port, "mqtt_client_id": client_id}
+    world = World(BUILDING_3, start="07:00", users=False, settings={**settings, **overrides})
+    rt = world.runtime(db_url)
     rt.start(schedule=False)
     assert rt.source is not None and rt.source.connected.wait(10), "no connection"
     return rt

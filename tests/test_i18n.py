@@ -18,16 +18,8 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select, update
-from support.web import (
-    advance,
-    feed,
-    local,
-    post_form,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
-)
+from support.web import post_form, signed_in, visible, web_app
+from support.world import advance, at, feed
 
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
@@ -155,8 +147,8 @@ def test_compiled_catalogue_matches_the_po() -> None:
 
 
 @pytest.fixture
-def runtime(db_url: str) -> Runtime:
-    rt = web_runtime(db_url)
+def runtime(rt: Runtime) -> Runtime:
+    """The fixture world with the staff user reading Chinese, and a help card pressed."""
     with rt.sessions.begin() as s:
         s.execute(update(User).where(User.username == "staff").values(language="zh-CN"))
     # 07:40 in Shanghai is 23:40 UTC the day before: the page must show the local time.
@@ -200,7 +192,7 @@ def test_alert_details_speak_the_readers_language_in_community_time(runtime: Run
     assert (late.outcome, late.note) == ("late", "curtain-301 open at 2026-11-23 01:40 UTC")
     feed(runtime, "zigbee2mqtt/door-301", {"contact": False, "battery": 80}, "07:40")
     assert isinstance(runtime.clock, SimulatedClock)
-    runtime.clock.set(local("2026-11-24", "09:00"))  # the door has been silent 25 hours
+    runtime.clock.set(at("09:00", "2026-11-24"))  # the door has been silent 25 hours
     runtime.engine.check_devices()
     with runtime.sessions() as s:
         door = s.scalars(select(Alert).where(Alert.device_id == "door-301")).one()

@@ -19,16 +19,8 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import func, select, update
 from support.browser import browser_page, chromium, live_server, overflow, screenshot
-from support.web import (
-    COMMUNITY,
-    PASSWORD,
-    csrf_token,
-    feed,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
-)
+from support.web import csrf_token, signed_in, visible, web_app
+from support.world import COMMUNITY, PASSWORD, feed
 from werkzeug.test import TestResponse
 
 from curtainwatch.cli import main
@@ -56,11 +48,6 @@ BAD = (
     "r-401,Qian Lan,4,curtain-401,07:00-09:00\n"
     "r-402,,4,,7:00-25:00\n"
 )
-
-
-@pytest.fixture
-def rt(db_url: str) -> Runtime:
-    return web_runtime(db_url)
 
 
 @pytest.fixture

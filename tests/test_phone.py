@@ -8,17 +8,17 @@ database, simulated clock, Flask's test client."""
 from __future__ import annotations
 
 import base64
-import html
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from support.receiver import Receiver, receiver
-from support.watch import alerts, local
+from support.receiver import Receiver
+from support.watch import alerts
+from support.web import form_field, visible
+from support.world import CURTAIN_OPEN, World, advance, at, community, feed, person, resident
 from werkzeug.test import TestResponse
 
 from alerts.tokens import (
@@ -30,85 +30,43 @@ from alerts.tokens import (
 )
 from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.models import Alert
-from sensors.ingest import Message
-from web.app import create_app
 from web.forms import form_token
 from web.phone import FORM
 
-DAY = "2026-11-23"
-MISSED = local(DAY, "09:15")  # the curtain_open window (07:00-09:00, grace 15 min) is missed
-
-
-def community(rx: Receiver) -> str:
-    return f"""
-timezone: Asia/Shanghai
-residents:
-  - id: r-301
-    name: Wang Shulan
-    building: "3"
-    unit: "301"
-    devices:
-      - {{id: curtain-301, kind: curtain}}
-    routines:
-      - {{kind: curtain_open, start: "07:00", end: "09:00", grace: 15m}}
-people:
-  - {{id: v-li, name: Li Ming, role: volunteer, buildings: ["3"], language: en,
-      notify: ["{rx.url("v-li")}"]}}
-  - {{id: v-wu, name: Wu Hua, role: volunteer, buildings: ["3", "4"],
-      notify: ["{rx.url("v-wu")}"]}}
-  - {{id: v-zhou, name: Zhou Lei, role: volunteer, buildings: ["5"], language: en,
-      notify: ["{rx.url("v-zhou")}"]}}
-  - {{id: s-chen, name: Chen Fang, role: staff, language: en, notify: ["{rx.url("s-chen")}"]}}
-  - {{id: f-wang, name: Wang Jun, role: family, resident: r-301, consent: "2026-11-20",
-      language: en, notify: ["{rx.url("f-wang")}"]}}
-escalation:
-  - {{after: 0m, notify: volunteers}}
-  - {{after: 15m, notify: staff}}
-  - {{after: 30m, notify: family}}
-"""
+MISSED = at("09:15")  # the curtain_open window (07:00-09:00, grace 15 min) is missed
 
 
 @pytest.fixture
-def rx() -> Iterator[Receiver]:
-    with receiver() as r:
-        yield r
-
-
-@pytest.fixture
-def rt(db_url: str, rx: Receiver) -> Runtime:
-    clock = SimulatedClock(local(DAY, "06:00"))
-    runtime = Runtime(Settings(database_url=db_url, base_url="https://cw.example"), clock)
-    runtime.import_community(community(rx))
-    runtime.ingestor.process(
-        [
-            Message(
-                "zigbee2mqtt/curtain-301",
-                json.dumps({"position": 0}).encode(),
-                local(DAY, "06:00").astimezone(UTC),
-            )
-        ]
+def world(rx: Receiver) -> World:
+    """Wang Shulan (3-301) with a curtain, seen shut at 06:00, and the morning window; two
+    volunteers of building 3 (Li Ming reads English, Wu Hua, who also covers building 4,
+    Chinese), one of building 5, staff and consenting family; no users; browsers that ask
+    for no language."""
+    return World(
+        community(
+            residents=[resident(devices=("curtain",), routines=[CURTAIN_OPEN])],
+            people=[
+                person("v-li"),
+                person("v-wu", name="Wu Hua", role="volunteer", buildings=["3", "4"]),
+                person("v-zhou"),
+                person("s-chen"),
+                person("f-wang"),
+            ],
+            notify=rx.url,
+        ),
+        users=False,
+        readings=[("zigbee2mqtt/curtain-301", {"position": 0})],
+        settings={"base_url": "https://cw.example"},
+        language=None,
     )
-    at(runtime, MISSED)  # the alert is raised and the volunteers of building 3 notified
-    return runtime
 
 
 @pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return create_app(rt, {"TESTING": True})
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def at(rt: Runtime, when: datetime) -> None:
-    assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(when)
-    rt.engine.settle_due()
-    rt.notify()
+def rt(rt: Runtime) -> Runtime:
+    """The world at MISSED: the alert is raised and the volunteers of building 3 notified."""
+    advance(rt, MISSED)
+    return rt
 
 
 def link(rx: Receiver, person: str) -> str:
@@ -116,18 +74,6 @@ def link(rx: Receiver, person: str) -> str:
     [*_, message] = rx.to(person)
     m = re.search(r"https://cw\.example(/m/[A-Za-z0-9_.\-]+)", message["message"])
     assert m, message
-    return m.group(1)
-
-
-def visible(resp: TestResponse) -> str:
-    """The text a person would read on the page, tags and styles removed."""
-    page = re.sub(r"<style.*?</style>", " ", resp.get_data(as_text=True), flags=re.S)
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
-
-
-def form_field(resp: TestResponse) -> str:
-    m = re.search(r'name="form_token" value="([0-9a-f]+)"', resp.get_data(as_text=True))
-    assert m, "no form on the page"
     return m.group(1)
 
 
@@ -177,18 +123,17 @@ def test_an_alerts_detail_is_in_the_persons_language_and_local_time(
     zone (09:15 in Shanghai is 01:15 UTC)."""
     assert isinstance(rt.clock, SimulatedClock)
     heard = rt.clock.now()  # MISSED: the curtain reports its battery, then falls silent
-    body = json.dumps({"position": 0, "battery": 90}).encode()
-    rt.ingestor.process([Message("zigbee2mqtt/curtain-301", body, heard.astimezone(UTC))])
+    feed(rt, "zigbee2mqtt/curtain-301", {"position": 0, "battery": 90}, heard)
     rt.clock.set(heard + timedelta(hours=25, minutes=1))
     rt.engine.check_devices()
     [dead] = alerts(rt, kind="device_offline")
     assert dead.detail == "silent since 2026-11-23 01:15 UTC"  # the English text kept
     key = app.config["LINK_KEY"]
-    for person, said in (
+    for pid, said in (
         ("v-wu", "自 11-23 09:15 起未再上报"),
         ("v-li", "silent since 11-23 09:15"),
     ):
-        text = visible(client.get(f"/m/{make_link_token(key, person, dead.id, rt.clock.now())}"))
+        text = visible(client.get(f"/m/{make_link_token(key, pid, dead.id, rt.clock.now())}"))
         assert said in text, text
         assert "01:15" not in text
 
@@ -197,11 +142,11 @@ def test_claim_from_the_phone_stops_escalation(
     rt: Runtime, client: FlaskClient, rx: Receiver
 ) -> None:
     path = link(rx, "v-li")
-    at(rt, local(DAY, "09:17"))
+    advance(rt, "09:17")
     resp = claim(client, path)
     assert resp.status_code == 303 and resp.headers["Location"].endswith(path)
     a = the_alert(rt)
-    assert (a.status, a.claimed_by, a.claimed_at) == ("claimed", "v-li", local(DAY, "09:17"))
+    assert (a.status, a.claimed_by, a.claimed_at) == ("claimed", "v-li", at("09:17"))
 
     text = visible(client.get(path))
     assert "You are going (since 11-23 09:17)." in text
@@ -212,7 +157,7 @@ def test_claim_from_the_phone_stops_escalation(
     assert "Li Ming 正在前往（11-23 09:17）" in text and "我去看看" not in text
 
     assert claim(client, path).status_code == 303  # a second tap is harmless
-    at(rt, local(DAY, "09:50"))  # past the staff (15 min) and family (30 min) steps
+    advance(rt, "09:50")  # past the staff (15 min) and family (30 min) steps
     assert rx.to("s-chen") == [] and rx.to("f-wang") == []
     assert len(rx.to("v-li")) == 1
 
@@ -234,7 +179,7 @@ def test_resolve_records_outcome_note_and_who(
     assert "The note is too long (at most 500 characters)." in visible(resp)
     assert the_alert(rt).status == "claimed"
 
-    at(rt, local(DAY, "09:40"))
+    advance(rt, "09:40")
     note = "Fell in the kitchen <b>, helped her up; daughter called."
     resp = client.post(
         f"{path}/resolve",
@@ -247,7 +192,7 @@ def test_resolve_records_outcome_note_and_who(
         "needed_help",
         note,
         "v-li",
-        local(DAY, "09:40"),
+        at("09:40"),
     )
     resp = client.get(path)
     text = visible(resp)
@@ -402,7 +347,7 @@ def test_family_unknown_and_staff(
     assert the_alert(rt).status == "open"
 
     # Staff cover every building: the link in their (escalated) message claims.
-    at(rt, MISSED + timedelta(minutes=15))
+    advance(rt, MISSED + timedelta(minutes=15))
     resp = claim(client, link(rx, "s-chen"))
     assert resp.status_code == 303 and the_alert(rt).claimed_by == "s-chen"
 

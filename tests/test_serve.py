@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 from support.mqtt import MosquittoBroker, free_port, publish_many, wait_for
-from support.watch import COMMUNITY
+from support.world import BUILDING_3
 
 pytestmark = pytest.mark.broker
 
@@ -32,7 +32,7 @@ def test_serve_ingests_and_stops_cleanly(
         "CURTAINWATCH_WEB_PORT": str(web_port),
     }
     community = tmp_path / "community.yaml"
-    community.write_text(COMMUNITY)
+    community.write_text(BUILDING_3)
     cli = [sys.executable, "-m", "curtainwatch.cli"]
     done = subprocess.run(
         [*cli, "import", str(community)], env=env, capture_output=True, text=True, timeout=60
@@ -82,7 +82,7 @@ def test_serve_only_splits_the_parts_into_processes(
         "CURTAINWATCH_WEB_PORT": str(web_port),
     }
     community = tmp_path / "community.yaml"
-    community.write_text(COMMUNITY)
+    community.write_text(BUILDING_3)
     cli = [sys.executable, "-m", "curtainwatch.cli"]
     subprocess.run([*cli, "import", str(community)], env=env, check=True, timeout=60)
     logs = {part: tmp_path / f"{part}.log" for part in ("ingest", "web")}

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from support.mqtt import Collector, StartBroker, wait_for
-from support.watch import alerts, events, local, runtime, settlements
+from support.watch import alerts, events, settlements
+from support.world import World, at, on_broker
 
 from curtainwatch.demo import AWAY, PERSONAS, community_yaml, weekend_of
 from curtainwatch.runtime import Runtime
@@ -40,7 +41,7 @@ def simulator(clock: Any, port: int = 1883, seed: int = SEED, **kw: Any) -> Simu
 
 
 def test_same_seed_same_days_and_another_seed_other_days() -> None:
-    start = local(SUNDAY, "05:30")
+    start = at("05:30", SUNDAY)
     a, b = (simulator(SimulatedClock(start), start=start) for _ in range(2))
     c = simulator(SimulatedClock(start), seed=SEED + 1, start=start)
     days = [date.fromisoformat(SUNDAY) + timedelta(days=n) for n in range(3)]
@@ -63,7 +64,7 @@ def _opens(sim: Simulator, rid: str, day: date) -> list[datetime]:
 
 
 def test_personas_in_the_plan() -> None:
-    start = local(SUNDAY, "05:30")
+    start = at("05:30", SUNDAY)
     sim = simulator(SimulatedClock(start), start=start)
     sunday, monday = date(2026, 11, 29), date(2026, 11, 30)
     # Regulars open the curtain inside their window, every day.
@@ -73,12 +74,12 @@ def test_personas_in_the_plan() -> None:
         begin, end, _ = r.windows["curtain_open"]
         for day in (sunday, monday):
             [opened] = _opens(sim, rid, day)
-            minute = (opened - local(day.isoformat(), "00:00")).total_seconds() / 60
+            minute = (opened - at("00:00", day.isoformat())).total_seconds() / 60
             assert begin < minute < end, (rid, day, opened)
     # The sleepers open after the 09:15 check on the first day.
     for rid in ("r-303", "r-502"):
         [opened] = _opens(sim, rid, sunday)
-        assert opened > local(SUNDAY, "09:15"), rid
+        assert opened > at("09:15", SUNDAY), rid
     # The inactive resident never opens it; the away resident is out all Sunday morning.
     assert _opens(sim, "r-510", sunday) == [] and _opens(sim, "r-510", monday) == []
     assert weekend_of(sunday) == (date(2026, 11, 28), sunday)
@@ -91,7 +92,7 @@ def test_personas_in_the_plan() -> None:
         if s.device_id == card and s.change
     ]
     assert [c["contact"] for _, c in flips] == [False, True]
-    assert local(SUNDAY, "08:00") <= flips[0][0] <= local(SUNDAY, "08:15")
+    assert at("08:00", SUNDAY) <= flips[0][0] <= at("08:15", SUNDAY)
     assert timedelta(minutes=50) <= flips[1][0] - flips[0][0] <= timedelta(minutes=80)
     # The battery runs down from 17% and the sensor falls silent below 3%.
     curtain = sim.residents["r-306"].devices["curtain"]
@@ -109,9 +110,11 @@ def live(
     db_url: str, start_broker: StartBroker
 ) -> Iterator[tuple[Runtime, Simulator, SimulatedClock]]:
     broker = start_broker()
-    clock = SimulatedClock(local(SUNDAY, "05:30"))
-    rt = runtime(db_url, clock, broker.host, broker.port, client_id="cw-simulator-test")
-    rt.import_community(demo_text())
+    settings = on_broker(broker, "cw-simulator-test")
+    world = World(demo_text(), day=SUNDAY, start="05:30", users=False, settings=settings)
+    rt = world.runtime(db_url)
+    clock = rt.clock
+    assert isinstance(clock, SimulatedClock)
     rt.start(schedule=False)
     assert rt.source is not None and rt.source.connected.wait(10)
     sim = simulator(clock, broker.port)
@@ -138,7 +141,7 @@ def test_a_morning_of_personas_over_mqtt(
     live: tuple[Runtime, Simulator, SimulatedClock],
 ) -> None:
     rt, sim, clock = live
-    advance(rt, sim, clock, local(SUNDAY, "10:30"))
+    advance(rt, sim, clock, at("10:30", SUNDAY))
     rt.engine.check_devices()
 
     opened = {e.resident_id: e.ts for e in events(rt, kind="curtain", value="open")}
@@ -157,7 +160,7 @@ def test_a_morning_of_personas_over_mqtt(
     # The sleepers: missed at 09:15, then the late curtain resolves the alert as "late".
     for rid in ("r-303", "r-502"):
         assert outcomes[rid] == "missed"
-        assert opened[rid] > local(SUNDAY, "09:15")
+        assert opened[rid] > at("09:15", SUNDAY)
         [a] = alerts(rt, resident_id=rid, kind="missed_routine")
         assert (a.status, a.outcome) == ("resolved", "late")
     # The inactive resident: missed, still open; the away resident: away, no alert.
@@ -185,12 +188,12 @@ def test_payloads_are_zigbee2mqtt_and_the_stream_matches_the_plan(
     start_broker: StartBroker,
 ) -> None:
     broker = start_broker()
-    start = local(SUNDAY, "07:00")
+    start = at("07:00", SUNDAY)
     clock = SimulatedClock(start)
     with Collector(broker.host, broker.port, ["zigbee2mqtt/#"], client_id="sim-watch") as seen:
         sim = simulator(clock, broker.port, client_id="sim-payloads")
         sim.start(run=False)
-        clock.set(local(SUNDAY, "08:30"))
+        clock.set(at("08:30", SUNDAY))
         sim.step(clock.now())
         assert sim.wait_acknowledged(10)
         wait_for(lambda: seen.count() >= sim.published, 10)
@@ -213,7 +216,7 @@ def test_payloads_are_zigbee2mqtt_and_the_stream_matches_the_plan(
         1
         for rid in sim.residents
         for s in sim.plan_day(rid, start.astimezone(sim.residents[rid].zone).date())
-        if start < s.at <= local(SUNDAY, "08:30")
+        if start < s.at <= at("08:30", SUNDAY)
     )
     devices = sum(len(r.devices) for r in sim.residents.values())
     assert seen.count() == sim.published == 2 * devices + planned
@@ -224,11 +227,11 @@ def test_payloads_are_zigbee2mqtt_and_the_stream_matches_the_plan(
 
 def test_accelerated_clock_runs_factor_times_real_time() -> None:
     real = [1000.0]
-    start = local(SUNDAY, "05:30")
+    start = at("05:30", SUNDAY)
     clock = AcceleratedClock(start, 144, timer=lambda: real[0])  # a day in ten minutes
     assert clock.now() == start and clock.now().tzinfo == UTC
     real[0] += 25.0
-    assert clock.now() == local(SUNDAY, "06:30")
+    assert clock.now() == at("06:30", SUNDAY)
     real[0] += 600.0 - 25.0
     assert clock.now() == start + timedelta(days=1)
     assert clock.real_seconds(timedelta(hours=1)) == 25.0
@@ -240,18 +243,18 @@ def test_accelerated_clock_runs_factor_times_real_time() -> None:
 
 def test_a_paused_accelerated_clock_waits_for_resume() -> None:
     real = [50.0]
-    clock = AcceleratedClock(local(SUNDAY, "05:30"), 144, timer=lambda: real[0], paused=True)
+    clock = AcceleratedClock(at("05:30", SUNDAY), 144, timer=lambda: real[0], paused=True)
     real[0] += 100.0
-    assert clock.now() == local(SUNDAY, "05:30")
+    assert clock.now() == at("05:30", SUNDAY)
     clock.resume()
     real[0] += 25.0
-    assert clock.now() == local(SUNDAY, "06:30")
+    assert clock.now() == at("06:30", SUNDAY)
     clock.resume()  # a second resume does not restart it
-    assert clock.now() == local(SUNDAY, "06:30")
+    assert clock.now() == at("06:30", SUNDAY)
 
 
 def test_accelerated_clock_moves_forward_on_its_own() -> None:
-    clock = AcceleratedClock(local(SUNDAY, "05:30"), 3600)
+    clock = AcceleratedClock(at("05:30", SUNDAY), 3600)
     first = clock.now()
     wait_for(lambda: clock.now() >= first + timedelta(seconds=36), 5)
     assert clock.now() >= first

@@ -3,7 +3,7 @@
 or without BOM), GB18030 and XLSX, Chinese headers, every row problem with the exact
 message a staff member reads, whole-file problems, the template importing cleanly, and
 what an import writes: only the residents in the file, unless told to retire the others.
-A real SQLite database with the shared web fixture community (tests/support/web.py)."""
+A real SQLite database with the shared fixture community (tests/support/world.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
-from support.web import COMMUNITY, local, web_runtime
+from support.world import COMMUNITY, at
 
 from curtainwatch.runtime import Runtime
 from monitor.importing.load import load_community
@@ -30,14 +30,9 @@ from monitor.importing.spreadsheet.uploads import (
 )
 from monitor.models import AppSetting, AuditEntry, AwayPeriod, Device, Resident, Routine
 
-NOW = local("2026-11-23", "06:00")
+NOW = at("06:00")
 HEADER = "id,name,building,unit,curtain,help,curtain_open,grace,away\n"
 ROW = "r-401,Qian Lan,4,401,curtain-401,card-401,07:00-09:00,15m,2026-12-01..2026-12-07\n"
-
-
-@pytest.fixture
-def rt(db_url: str) -> Runtime:
-    return web_runtime(db_url)
 
 
 def plan(rt: Runtime, data: bytes | str, retire_missing: bool = False) -> Plan:
@@ -537,9 +532,7 @@ def test_a_resident_no_longer_watched_is_watched_again(rt: Runtime) -> None:
         routine = s.scalars(
             select(Routine).where(Routine.resident_id == "r-501", Routine.active)
         ).one()
-        assert routine.kind == "curtain_open" and routine.next_due_at == local(
-            "2026-11-23", "09:00"
-        )
+        assert routine.kind == "curtain_open" and routine.next_due_at == at("09:00")
 
 
 def test_the_digest_changes_when_the_database_does(rt: Runtime) -> None:

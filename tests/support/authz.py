@@ -1,13 +1,13 @@
-"""Test helpers for the authorization matrix (tests/test_authz_matrix.py): a "world" over the
-shared fixture community (tests/support/world.py) with something in every list, put there
-through the real paths (the ingestor, the engine, the dashboard's own forms); the ids a
-matrix row's URL needs, for a resident in the user's scope and one outside it; a snapshot
-of every table, to prove that a refused request changed nothing; and what each user must
-never read.
+"""Test helpers for the authorization matrix (tests/test_authz_matrix.py): the cast, every
+user signed in on a runtime of the shared world (tests/support/world.py) with something in
+every list, put there through the real paths (the ingestor, the engine, the dashboard's own
+forms), and the ids a matrix row's URL needs, for a resident in the user's scope and one
+outside it; a snapshot of every table, to prove that a refused request changed nothing; and
+what each user must never read.
 
-    world = build_world(db_url)
-    client = world.client("vol5")              # signed in (anonymous: not signed in)
-    before = snapshot(world.rt)
+    cast = build_cast(db_url)
+    client = cast.client("vol5")               # signed in (anonymous: not signed in)
+    before = snapshot(cast.rt)
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-import support.world
 from alerts.family import invite, opt_out_token
 from alerts.tokens import make_link_token
 from curtainwatch.runtime import Runtime
@@ -28,7 +27,7 @@ from monitor.admin.users import new_api_token
 from monitor.importing.spreadsheet.uploads import find_upload, keep_upload, plan_upload
 from monitor.models import Alert, AwayPeriod, Base, Routine, User
 from support.web import post_form, signed_in, web_app
-from support.world import USERS, advance, feed
+from support.world import USERS, World, advance, feed
 
 ANONYMOUS = "anonymous"
 ALL_USERS = (ANONYMOUS, *USERS)  # anonymous, admin, staff, vol3, vol5, fam301, fam501
@@ -78,8 +77,9 @@ NOTES = {
 
 
 @dataclass
-class World:
-    """A runtime and app with data in every list, and the ids the matrix needs."""
+class Cast:
+    """The users of the matrix with their browsers and API tokens, on a runtime and app with
+    data in every list, and the ids the matrix needs."""
 
     rt: Runtime
     app: Flask
@@ -133,7 +133,7 @@ class World:
             return plan_upload(s, found).digest() if found is not None else ""
 
 
-def build_world(db_url: str, **settings: Any) -> World:
+def build_cast(db_url: str, **settings: Any) -> Cast:
     """The fixture community on 2026-11-23 at 09:30, with:
 
     - help cards flipped for r-301, r-302 and r-501 (07:40-07:42) and their curtains alive
@@ -146,8 +146,7 @@ def build_world(db_url: str, **settings: Any) -> World:
       (a volunteer's phone link, a family invitation, a family stop link).
 
     `settings` are passed on to the runtime's Settings."""
-    # (support.world's World: the runtime this module's World fills)
-    rt = support.world.World(settings=settings).runtime(db_url)
+    rt = World(settings=settings).runtime(db_url)
     feed(rt, "zigbee2mqtt/door-301", {"contact": False}, "06:20")
     for unit in ("301", "302", "501"):
         feed(rt, f"zigbee2mqtt/curtain-{unit}", {"position": 0, "battery": 90}, "06:30")
@@ -217,11 +216,11 @@ def build_world(db_url: str, **settings: Any) -> World:
             "stop": opt_out_token(key, "f-wang"),
         }
     assert set(away) == set(NAMES), away
-    world = World(
+    cast = Cast(
         rt, app, api_tokens, user_ids, help_alert, missed_alert, routine, away, uploads, links
     )
-    world.clients["staff"] = staff  # signed in already (argon2 makes each sign-in cost)
-    return world
+    cast.clients["staff"] = staff  # signed in already (argon2 makes each sign-in cost)
+    return cast
 
 
 def snapshot(rt: Runtime) -> dict[str, list[tuple[Any, ...]]]:

@@ -3,7 +3,6 @@ database on a simulated clock, and queries reading back what it stored."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,9 +11,8 @@ from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
 from monitor.config import Settings
 from monitor.models import Alert, Event, Settlement
-from support.world import BUILDING_3, at
 
-__all__ = ["COMMUNITY", "alerts", "events", "local", "runtime", "settlements"]
+__all__ = ["alerts", "events", "runtime", "settlements"]
 
 
 def runtime(
@@ -47,15 +45,3 @@ def settlements(rt: Runtime, **where: Any) -> list[Settlement]:
 def events(rt: Runtime, **where: Any) -> list[Event]:
     with rt.sessions() as s:
         return list(s.scalars(select(Event).filter_by(**where).order_by(Event.id)))
-
-
-# -- what test files not yet on support.world import from here (test_community, test_phone,
-# test_embedded_broker, test_serve, test_settle_statements, test_simulator): to go once
-# they say support.world's BUILDING_3 and at(hhmm, day). --------------------------------
-
-COMMUNITY = BUILDING_3
-
-
-def local(day: str, hhmm: str) -> datetime:
-    """at(hhmm, day), day first."""
-    return at(hhmm, day)

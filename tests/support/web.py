@@ -18,27 +18,17 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from curtainwatch.runtime import Runtime
-from support.watch import local
-from support.world import COMMUNITY, DAY, PASSWORD, SHANGHAI, USERS, World, advance, feed
+from support.world import PASSWORD
 
 __all__ = [
-    "COMMUNITY",
-    "DAY",
-    "PASSWORD",
-    "SHANGHAI",
-    "USERS",
     "EnglishClient",
-    "advance",
     "csrf_token",
-    "feed",
     "form_field",
-    "local",
     "post_form",
     "sign_in",
     "signed_in",
     "visible",
     "web_app",
-    "web_runtime",
 ]
 
 
@@ -105,16 +95,3 @@ def visible(resp: TestResponse) -> str:
     page = resp.get_data(as_text=True)
     page = re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S)
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
-
-
-# -- what test files not yet on support.world import from here (test_admin, test_alert_views,
-# test_api, test_auth, test_devices_page, test_i18n, test_imports, test_routine_edit,
-# test_spreadsheet, test_authz_matrix): to go once they use the `rt` fixture or World, at()
-# and support.world's names. ---------------------------------------------------------------
-
-
-def web_runtime(
-    db_url: str, community: str = COMMUNITY, start: str = "06:00", **settings: Any
-) -> Runtime:
-    """World(community, start=start, settings=settings).runtime(db_url)."""
-    return World(community, start=start, settings=settings).runtime(db_url)

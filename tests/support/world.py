@@ -288,20 +288,22 @@ class World:
     """What the `rt` fixture builds; a test module overrides the `world` fixture to change
     it, a test wanting a world of its own calls ``World(...).runtime(db_url)``."""
 
-    community: str = COMMUNITY
+    community: str | None = COMMUNITY  # None: nothing imported (the test imports its own)
     day: str = DAY
     start: str | datetime = "06:00"  # the simulated clock's first time (HH:MM on `day`)
     users: bool = True  # make the USERS
     readings: Sequence[Reading] = ()  # arrive at `start`, in one batch
     settings: Mapping[str, Any] = field(default_factory=dict)  # for Settings
     language: str | None = "en"  # what the `app` fixture's browsers ask for
+    on_raised: Callable[..., None] | None = None  # told of each alert raised (Runtime's)
 
     def runtime(self, db_url: str) -> Runtime:
         """A Runtime (not started: no broker, no scheduler) on `db_url` with the community
         imported, then the users made and the readings stored."""
         clock = SimulatedClock(_when(self.start, self.day))
-        rt = Runtime(Settings(database_url=db_url, **self.settings), clock)
-        rt.import_community(self.community)
+        rt = Runtime(Settings(database_url=db_url, **self.settings), clock, self.on_raised)
+        if self.community is not None:
+            rt.import_community(self.community)
         if self.users:
             make_users(rt)
         if self.readings:

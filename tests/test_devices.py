@@ -11,17 +11,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import event, func, select, update
-from support.web import (
-    DAY,
-    csrf_token,
-    feed,
-    local,
-    post_form,
-    signed_in,
-    visible,
-    web_app,
-    web_runtime,
-)
+from support.web import csrf_token, post_form, signed_in, visible, web_app
+from support.world import at, feed
 
 from curtainwatch.runtime import Runtime
 from monitor.access import Scope
@@ -30,11 +21,6 @@ from monitor.clock import SimulatedClock
 from monitor.models import AuditEntry, DeadLetter, Device, Event, UnknownDevice, User
 
 STAFF = Scope("staff", "s-chen")
-
-
-@pytest.fixture
-def rt(db_url: str) -> Runtime:
-    return web_runtime(db_url)
 
 
 def test_offline_and_low_battery_devices_are_listed_with_their_resident(rt: Runtime) -> None:
@@ -59,7 +45,7 @@ def test_last_seen_reads_as_time_ago(rt: Runtime) -> None:
     client = signed_in(web_app(rt), "staff")
     feed(rt, "zigbee2mqtt/door-301/availability", {"state": "offline"}, "03:00")
     assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(local(DAY, "06:00"))
+    rt.clock.set(at("06:00"))
     text = visible(client.get("/devices/"))
     assert "3h ago" in text
 
@@ -301,7 +287,7 @@ def test_query_count_does_not_grow_with_devices(rt: Runtime) -> None:
                     id=f"extra-{i}",
                     resident_id="r-501",
                     kind="door",
-                    created_at=local(DAY, "00:00"),
+                    created_at=at("00:00"),
                     battery=5.0,
                 )
             )

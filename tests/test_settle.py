@@ -5,43 +5,34 @@ raises in SQL are the rows raising each missed window's Finding would write."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
 from typing import Any
 
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
-from support.watch import alerts, local, settlements
+from support.watch import alerts, settlements
+from support.world import CURTAIN_OPEN, World, at, community, feed, resident
 
 from alerts.lifecycle import AlertBook, Raised
-from curtainwatch.runtime import Runtime
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.db import make_engine, session_factory, upgrade
 from monitor.models import Alert, Routine, table
 from monitor.rules.findings import Finding, routine_cause
-from sensors.ingest import Message
 
-DAY = "2026-11-23"
+
+def home(i: int, name: str, routine: dict[str, Any]) -> dict[str, Any]:
+    """Resident r-<i> in building 1 with a curtain (curtain-<i>) and one routine."""
+    return resident(f"r-{i}", name=name, building="1", devices=("curtain",), routines=[routine])
 
 
 def statements_to_settle(db_url: str, residents: int) -> int:
-    homes = "".join(
-        f"""
-  - {{id: r-{i}, name: R {i}, building: "1",
-      devices: [{{id: curtain-{i}, kind: curtain}}],
-      routines: [{{kind: curtain_open, start: "07:00", end: "09:00"}}]}}"""
-        for i in range(residents)
+    no_grace = {"kind": "curtain_open", "start": "07:00", "end": "09:00"}
+    text = community(
+        residents=[home(i, f"R {i}", no_grace) for i in range(residents)],
+        people=[],
+        escalation=None,
     )
-    rt = Runtime(Settings(database_url=db_url), SimulatedClock(local(DAY, "06:00")))
-    rt.import_community(f"timezone: Asia/Shanghai\nresidents:{homes}\n")
-    rt.ingestor.process(
-        [
-            Message(
-                f"zigbee2mqtt/curtain-{i}", b'{"position": 0}', local(DAY, "06:00").astimezone(UTC)
-            )
-            for i in range(residents)
-        ]
-    )
+    shut = [(f"zigbee2mqtt/curtain-{i}", {"position": 0}) for i in range(residents)]
+    rt = World(text, users=False, readings=shut).runtime(db_url)
     count = 0
 
     def counted(*_: Any) -> None:
@@ -50,7 +41,7 @@ def statements_to_settle(db_url: str, residents: int) -> int:
 
     event.listen(rt.db, "before_cursor_execute", counted)
     assert isinstance(rt.clock, SimulatedClock)
-    rt.clock.set(local(DAY, "09:00"))
+    rt.clock.set(at("09:00"))
     rt.engine.settle_due()
     event.remove(rt.db, "before_cursor_execute", counted)
     assert len(alerts(rt, kind="missed_routine")) == residents  # every one of them missed
@@ -66,14 +57,14 @@ def test_settling_issues_the_same_statements_for_10_or_300_residents(
     assert few == many, (few, many)
 
 
-TWO_HOMES = """
-timezone: Asia/Shanghai
-residents:
-  - {id: r-1, name: R One, building: "1", devices: [{id: curtain-1, kind: curtain}],
-     routines: [{kind: curtain_open, start: "07:00", end: "09:00", grace: 15m}]}
-  - {id: r-2, name: R Two, building: "1", devices: [{id: curtain-2, kind: curtain}],
-     routines: [{kind: inactivity, hours: 2}]}
-"""
+TWO_HOMES = community(
+    residents=[
+        home(1, "R One", CURTAIN_OPEN),
+        home(2, "R Two", {"kind": "inactivity", "hours": 2}),
+    ],
+    people=[],
+    escalation=None,
+)
 
 
 def _alert_rows(session: Session) -> dict[tuple[str, str], tuple[Any, ...]]:
@@ -91,9 +82,8 @@ def test_missed_windows_raise_the_alerts_their_findings_would(
     again (a repeat). The tick's rows and `on_raised` reports match AlertBook fed the
     Findings of the same missed settlements, one by one as the engine used to."""
     raised: list[Raised] = []
-    clock = SimulatedClock(local(DAY, "05:00"))
-    rt = Runtime(Settings(database_url=new_db_url("tick")), clock, on_raised=raised.append)
-    rt.import_community(TWO_HOMES)
+    world = World(TWO_HOMES, start="05:00", users=False, on_raised=raised.append)
+    rt = world.runtime(new_db_url("tick"))
     # A community file allows one inactivity routine per resident, the database two: both
     # share the alert cause "inactivity", which one statement must not touch twice.
     with rt.sessions.begin() as session:
@@ -111,15 +101,13 @@ def test_missed_windows_raise_the_alerts_their_findings_would(
                 own_next_due_at=first.own_next_due_at,
             )
         )
-    rt.ingestor.process(
-        [
-            Message(f"zigbee2mqtt/curtain-{i}", b'{"position": 0}', clock.now().astimezone(UTC))
-            for i in (1, 2)
-        ]
-    )
-    ticks = [local(DAY, "09:20"), local("2026-11-24", "09:20")]
-    for at in ticks:
-        clock.set(at)
+    for i in (1, 2):
+        feed(rt, f"zigbee2mqtt/curtain-{i}", {"position": 0}, "05:00")
+    ticks = [at("09:20"), at("09:20", "2026-11-24")]
+    clock = rt.clock
+    assert isinstance(clock, SimulatedClock)
+    for tick in ticks:
+        clock.set(tick)
         rt.engine.settle_due()
 
     # The same missed settlements, raised as Findings into an empty database.
@@ -129,20 +117,20 @@ def test_missed_windows_raise_the_alerts_their_findings_would(
     upgrade(url)
     scratch = make_engine(url)
     missed = settlements(rt, outcome="missed")
-    for at in ticks:
+    for tick in ticks:
         findings = [
             Finding(
                 "raise",
                 "inactivity" if s.kind == "inactivity" else "missed_routine",
                 s.resident_id,
                 "inactivity" if s.kind == "inactivity" else routine_cause(s.routine_id),
-                at,
+                tick,
                 due=s.due_at,
                 routine_id=s.routine_id,
                 routine_kind=s.kind,
             )
             for s in missed
-            if s.settled_at == at
+            if s.settled_at == tick
         ]
         with session_factory(scratch).begin() as session:
             book(session, findings)
@@ -156,10 +144,10 @@ def test_missed_windows_raise_the_alerts_their_findings_would(
     rt.db.dispose()
 
     assert sorted((s.settled_at, s.resident_id, s.kind, s.due_at) for s in missed) == [
-        (ticks[0], "r-1", "curtain_open", local(DAY, "09:15")),
-        (ticks[0], "r-2", "inactivity", local(DAY, "07:00")),
-        (ticks[0], "r-2", "inactivity", local(DAY, "08:00")),
-        (ticks[1], "r-1", "curtain_open", local("2026-11-24", "09:15")),
+        (ticks[0], "r-1", "curtain_open", at("09:15")),
+        (ticks[0], "r-2", "inactivity", at("07:00")),
+        (ticks[0], "r-2", "inactivity", at("08:00")),
+        (ticks[1], "r-1", "curtain_open", at("09:15", "2026-11-24")),
     ]
     curtain = routine_cause(next(s.routine_id for s in missed if s.resident_id == "r-1"))
     assert tick_rows == hand_rows

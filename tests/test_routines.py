@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from support.web import DAY, local, web_runtime
+from support.world import INACTIVITY, World, at, community, resident
 
 from curtainwatch.runtime import Runtime
 from monitor.admin.routines import (
@@ -22,41 +22,32 @@ from monitor.admin.routines import (
     remove_away,
 )
 from monitor.clock import SimulatedClock
-from monitor.config import Settings
 from monitor.models import AuditEntry, AwayPeriod, Routine, Settlement
 
 NEW_YORK = ZoneInfo("America/New_York")
 
-NY_COMMUNITY = """
-timezone: America/New_York
-residents:
-  - id: ny-1
-    name: Ruth Miller
-    building: "1"
-    unit: "1A"
-    devices:
-      - {id: curtain-ny1, kind: curtain}
-      - {id: door-ny1, kind: door}
-    routines:
-      - {kind: curtain_open, start: "06:00", end: "08:00"}
-      - {kind: inactivity, hours: 12}
-"""
+NY_COMMUNITY = community(
+    timezone="America/New_York",
+    residents=[
+        resident(
+            "ny-1",
+            tag="ny1",
+            name="Ruth Miller",
+            building="1",
+            unit="1A",
+            devices=("curtain", "door"),
+            routines=[{"kind": "curtain_open", "start": "06:00", "end": "08:00"}, INACTIVITY],
+        )
+    ],
+    people=[],
+    escalation=None,
+)
 
 
 def routine(s: Session, resident: str, slot: str) -> Routine:
     found = s.scalar(select(Routine).where(Routine.resident_id == resident, Routine.slot == slot))
     assert found is not None
     return found
-
-
-def ny_runtime(db_url: str, wall: str) -> Runtime:
-    rt = Runtime(Settings(database_url=db_url), SimulatedClock(ny(wall)))
-    rt.import_community(NY_COMMUNITY)
-    return rt
-
-
-def ny(wall: str, fold: int = 0) -> datetime:
-    return datetime.fromisoformat(wall).replace(tzinfo=NEW_YORK, fold=fold)
 
 
 def utc(text: str) -> datetime:
@@ -82,11 +73,11 @@ def audit_rows(rt: Runtime) -> list[AuditEntry]:
         return list(s.scalars(select(AuditEntry).order_by(AuditEntry.id)))
 
 
-def test_changed_window_moves_to_the_next_window_that_has_not_closed(db_url: str) -> None:
-    rt = web_runtime(db_url)  # 06:00 in Shanghai, curtain_open 07:00-09:00 + 15m
+def test_changed_window_moves_to_the_next_window_that_has_not_closed(rt: Runtime) -> None:
+    # 06:00 in Shanghai, curtain_open 07:00-09:00 + 15m
     with rt.sessions() as s:
         before = routine(s, "r-301", "curtain_open#0").next_due_at
-    assert before == local(DAY, "09:15")
+    assert before == at("09:15")
 
     problems, changes = edit(rt, "r-301", "curtain_open#0", start="08:00", end="10:00", grace="15m")
     assert problems == []
@@ -96,8 +87,8 @@ def test_changed_window_moves_to_the_next_window_that_has_not_closed(db_url: str
         x = routine(s, "r-301", "curtain_open#0")
         assert (x.start, x.end, x.grace_s, x.active) == ("08:00", "10:00", 900, True)
         assert x.window_date == date(2026, 11, 23)
-        assert x.window_start_at == local(DAY, "08:00")
-        assert x.next_due_at == local(DAY, "10:15")
+        assert x.window_start_at == at("08:00")
+        assert x.next_due_at == at("10:15")
     [entry] = audit_rows(rt)
     assert (entry.actor, entry.action, entry.target) == (
         "s-chen",
@@ -107,23 +98,22 @@ def test_changed_window_moves_to_the_next_window_that_has_not_closed(db_url: str
     assert "start 07:00 → 08:00" in entry.detail and "next due" in entry.detail
 
 
-def test_a_window_settled_today_is_not_reopened_by_moving_it(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_a_window_settled_today_is_not_reopened_by_moving_it(rt: Runtime) -> None:
     clock = rt.clock
     assert isinstance(clock, SimulatedClock)
-    clock.set(local(DAY, "09:20"))
+    clock.set(at("09:20"))
     rt.engine.settle_due()  # today's 07:00-09:00 window is settled (unknown: no readings)
 
-    clock.set(local(DAY, "09:30"))
+    clock.set(at("09:30"))
     problems, _ = edit(rt, "r-301", "curtain_open#0", start="09:00", end="11:00", grace="0m")
     assert problems == []
     with rt.sessions() as s:
         x = routine(s, "r-301", "curtain_open#0")
         # 09:00-11:00 today has not closed yet, but today is settled: tomorrow's window.
         assert x.window_date == date(2026, 11, 24)
-        assert x.next_due_at == local("2026-11-24", "11:00")
+        assert x.next_due_at == at("11:00", "2026-11-24")
 
-    clock.set(local(DAY, "11:30"))
+    clock.set(at("11:30"))
     rt.engine.settle_due()
     with rt.sessions() as s:
         today = s.scalar(
@@ -135,8 +125,7 @@ def test_a_window_settled_today_is_not_reopened_by_moving_it(db_url: str) -> Non
     assert today == 1
 
 
-def test_bad_input_is_refused_with_a_precise_problem_and_changes_nothing(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_bad_input_is_refused_with_a_precise_problem_and_changes_nothing(rt: Runtime) -> None:
     cases: list[tuple[dict[str, Any], str, str]] = [
         ({"start": "25:00", "end": "09:00"}, "start", "time"),
         ({"start": "07:00", "end": "9.30"}, "end", "time"),
@@ -164,38 +153,35 @@ def test_bad_input_is_refused_with_a_precise_problem_and_changes_nothing(db_url:
             "07:00",
             "09:00",
             900,
-            local(DAY, "09:15"),
+            at("09:15"),
         )
     assert audit_rows(rt) == []
 
 
-def test_an_evening_to_morning_window_is_read_as_overnight(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_an_evening_to_morning_window_is_read_as_overnight(rt: Runtime) -> None:
     problems, _ = edit(rt, "r-301", "curtain_close#0", start="22:00", end="01:30", grace="")
     assert problems == []
     with rt.sessions() as s:
         x = routine(s, "r-301", "curtain_close#0")
         assert x.window_date == date(2026, 11, 23)
-        assert x.window_start_at == local(DAY, "22:00")
-        assert x.next_due_at == local("2026-11-24", "01:30")
+        assert x.window_start_at == at("22:00")
+        assert x.next_due_at == at("01:30", "2026-11-24")
 
 
-def test_same_values_change_nothing_and_write_no_audit(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_same_values_change_nothing_and_write_no_audit(rt: Runtime) -> None:
     problems, changes = edit(rt, "r-301", "curtain_open#0", start="07:00", end="09:00", grace="15")
     assert (problems, changes) == ([], [])  # a bare 15 is 15 minutes, as in the file
     assert audit_rows(rt) == []
 
 
-def test_pausing_stops_settling_and_resuming_schedules_the_next_window(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_pausing_stops_settling_and_resuming_schedules_the_next_window(rt: Runtime) -> None:
     clock = rt.clock
     assert isinstance(clock, SimulatedClock)
     problems, changes = edit(
         rt, "r-302", "curtain_open#0", start="07:00", end="09:00", grace="15m", active=False
     )
     assert problems == [] and "active on → off" in changes
-    clock.set(local(DAY, "10:00"))
+    clock.set(at("10:00"))
     rt.engine.settle_due()
     with rt.sessions() as s:
         x = routine(s, "r-302", "curtain_open#0")
@@ -215,11 +201,10 @@ def test_pausing_stops_settling_and_resuming_schedules_the_next_window(db_url: s
     assert problems == [] and "active off → on" in changes
     with rt.sessions() as s:
         x = routine(s, "r-302", "curtain_open#0")
-        assert x.active and x.next_due_at == local("2026-11-24", "09:15")
+        assert x.active and x.next_due_at == at("09:15", "2026-11-24")
 
 
-def test_inactivity_hours_are_validated_and_rearm_from_now(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_inactivity_hours_are_validated_and_rearm_from_now(rt: Runtime) -> None:
     for bad in ("0", "abc", "200", "nan", ""):
         problems, _ = edit(rt, "r-301", "inactivity#0", hours=bad)
         assert problems == ["hours"], bad
@@ -230,15 +215,15 @@ def test_inactivity_hours_are_validated_and_rearm_from_now(db_url: str) -> None:
         assert x.hours == 6 and x.next_due_at == rt.clock.now() + timedelta(hours=6)
 
 
-def test_help_routine_cannot_be_edited(db_url: str) -> None:
-    rt = web_runtime(db_url)
+def test_help_routine_cannot_be_edited(rt: Runtime) -> None:
     problems, _ = edit(rt, "r-301", "help#0", active=False)
     assert problems == ["not_editable"]
 
 
 def test_new_york_window_after_the_fall_back_keeps_its_wall_clock_times(db_url: str) -> None:
     # 2026-11-01 02:00 EDT the clocks go back to 01:00 EST.
-    rt = ny_runtime(db_url, "2026-10-31T20:00")
+    world = World(NY_COMMUNITY, start=at("20:00", "2026-10-31", NEW_YORK), users=False)
+    rt = world.runtime(db_url)
     problems, _ = edit(rt, "ny-1", "curtain_open#0", start="07:00", end="09:00", grace="0m")
     assert problems == []
     with rt.sessions() as s:
@@ -258,7 +243,8 @@ def test_new_york_window_after_the_fall_back_keeps_its_wall_clock_times(db_url: 
 def test_new_york_window_over_the_repeated_hour(db_url: str) -> None:
     # Edited on the fall-back day itself: 01:00 happens twice and is read the first time
     # (EDT); 03:00 is EST. The window lasts three real hours.
-    rt = ny_runtime(db_url, "2026-11-01T00:10")
+    world = World(NY_COMMUNITY, start=at("00:10", "2026-11-01", NEW_YORK), users=False)
+    rt = world.runtime(db_url)
     problems, _ = edit(rt, "ny-1", "curtain_open#0", start="01:00", end="03:00", grace="0m")
     assert problems == []
     with rt.sessions() as s:
@@ -270,7 +256,8 @@ def test_new_york_window_over_the_repeated_hour(db_url: str) -> None:
 
 def test_new_york_window_after_the_spring_forward(db_url: str) -> None:
     # 2026-03-08 02:00 EST the clocks jump to 03:00 EDT.
-    rt = ny_runtime(db_url, "2026-03-07T20:00")
+    world = World(NY_COMMUNITY, start=at("20:00", "2026-03-07", NEW_YORK), users=False)
+    rt = world.runtime(db_url)
     problems, _ = edit(rt, "ny-1", "curtain_open#0", start="07:00", end="09:00", grace="30m")
     assert problems == []
     with rt.sessions() as s:
@@ -281,8 +268,8 @@ def test_new_york_window_after_the_spring_forward(db_url: str) -> None:
         assert x.timezone == "America/New_York"
 
 
-def test_away_periods_are_validated_added_and_removed_with_audit(db_url: str) -> None:
-    rt = web_runtime(db_url)  # today is 2026-11-23; r-501 is away 2026-12-20..27
+def test_away_periods_are_validated_added_and_removed_with_audit(rt: Runtime) -> None:
+    # today is 2026-11-23; r-501 is away 2026-12-20..27
     now = rt.clock.now()
     bad = [
         ("2026-12-01", "2026-13-01", "last_day", "date"),
