@@ -9,7 +9,6 @@ import hashlib
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -116,16 +115,6 @@ def _token_hash(token: str) -> str:
 
 
 # -- the admin page --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UserValues:
-    username: str
-    display_name: str
-    role: str
-    person_id: str | None
-    password: str
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _password(password: str, problems: Problems, key: str = "password") -> None:
