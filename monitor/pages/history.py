@@ -249,11 +249,6 @@ def day_start(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
-def minute_of_day(moment: datetime, zone: ZoneInfo) -> int:
-    local = moment.astimezone(zone)
-    return local.hour * 60 + local.minute
-
-
 def device_status(
     online: bool | None, alive_until: datetime | None, last_seen: datetime | None, now: datetime
 ) -> str:
